@@ -1,0 +1,92 @@
+// sslstream/ssl_context.hpp — TLS settings (Allegro's make-ssl-server-context and
+// make-ssl-client-context keywords) and the shared context built from them.
+//
+//   sslstream::ssl_options o;
+//   o.certificate = "examples/ssl/server.pem";      // certificate followed by its key
+//   auto ctx = sslstream::make_ssl_server_context(o);  // build once, share everywhere
+//
+// Defaults — secure by default, unlike Allegro, which verifies nothing unless asked:
+//   - TLS 1.2 and 1.3 only; TLS 1.2 limited to forward-secret AEAD suites (ECDHE/DHE with
+//     AES-GCM or ChaCha20-Poly1305); OpenSSL's TLS 1.3 suites (all AEAD); no compression, no
+//     renegotiation.
+//   - A client verifies the server's chain against the system trust store (or ca_file /
+//     ca_directory when given) and checks server_name (default: the host the socket connected
+//     to) against the certificate; verify_mode::none turns both off.
+//   - A server asks for no client certificate unless `verify` says so. Its own certificate's
+//     dates are not checked: an expired certificate still serves, as the tutorial says.
+//   - max_depth 100 (OpenSSL's), prefer_server_cipher_order true, session tickets on.
+//
+// Errors: building a context throws config_error naming the file or option at fault, so no
+// connection is ever attempted with a half-made context.
+// Threads: an ssl_context is immutable once built and may be shared by any number of streams
+// and threads; copying it is cheap (a shared handle).
+#pragma once
+
+#include <sslstream/error.hpp>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace sslstream {
+
+enum class verify_mode {
+  none,      ///< client: no verification at all (insecure); server: ask for no certificate
+  optional,  ///< server: ask for a client certificate and verify it if one is sent;
+             ///< client: verify, but let the handshake finish; check verify_result() yourself
+  required,  ///< verify, and fail the handshake without a valid peer certificate
+};
+
+enum class tls_version { tls1_0, tls1_1, tls1_2, tls1_3 };
+
+struct ssl_options {
+  std::string certificate;           ///< PEM: certificate, then its chain, then optionally its key
+  std::string key;                   ///< PEM private key; empty = the key is in `certificate`
+  std::string certificate_password;  ///< password of an encrypted key
+  std::vector<std::string> other_certificates;  ///< PEM files of extra chain certificates
+  tls_version min_version = tls_version::tls1_2;
+  tls_version max_version = tls_version::tls1_3;
+  std::optional<verify_mode> verify;  ///< unset: client required, server none
+  int max_depth = 100;                ///< longest chain accepted
+  std::string ca_file;                ///< PEM file of trusted CAs (replaces the system store)
+  std::string ca_directory;           ///< OpenSSL hashed directory of trusted CAs
+  std::string ciphers;       ///< OpenSSL cipher list for TLS <= 1.2; empty = the secure default
+  std::string ciphersuites;  ///< TLS 1.3 suites, e.g. "TLS_AES_128_GCM_SHA256"; empty = OpenSSL's
+  bool crl_check = false;    ///< check the peer's certificate against the CRLs
+  std::string crl_file;      ///< PEM file of CRLs (used when crl_check is set)
+  bool prefer_server_cipher_order = true;
+  std::string server_name;  ///< client: SNI and the name verified (default: the socket's host)
+  std::vector<std::string> alpn;  ///< ALPN protocols, most preferred first
+  /// Called with each TLS secret line in the NSS key log format (SSLKEYLOGFILE), for debugging
+  /// with Wireshark. Anyone who sees these lines can decrypt the connection.
+  std::function<void(std::string_view line)> keylog;
+};
+
+namespace detail {
+struct context_state;
+}
+
+/// An immutable, shared TLS configuration (an SSL_CTX) plus its session cache.
+class ssl_context {
+ public:
+  bool is_server() const noexcept;
+  const ssl_options& options() const noexcept;
+  /// The OpenSSL SSL_CTX*; the one escape hatch. Do not change it once streams use it.
+  void* native_handle() const noexcept;
+
+  explicit ssl_context(std::shared_ptr<detail::context_state> s) : s_(std::move(s)) {}
+  const std::shared_ptr<detail::context_state>& state() const noexcept { return s_; }
+
+ private:
+  std::shared_ptr<detail::context_state> s_;
+};
+
+/// Throws config_error if the certificate, key, password, CA, CRL or cipher options are bad.
+/// A server needs `certificate`.
+ssl_context make_ssl_server_context(const ssl_options& options);
+ssl_context make_ssl_client_context(const ssl_options& options);
+
+}  // namespace sslstream

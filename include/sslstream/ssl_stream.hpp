@@ -1,0 +1,110 @@
+// sslstream/ssl_stream.hpp — a TLS connection as a std::iostream (Allegro's
+// make-ssl-server-stream and make-ssl-client-stream).
+//
+//   auto sock = sslstream::make_socket(sslstream::active{.remote_host = "example.com",
+//                                                        .remote_port = 443});
+//   auto tls = sslstream::make_ssl_client_stream(std::move(sock), sslstream::ssl_options{});
+//   tls << "GET / HTTP/1.0\r\nHost: example.com\r\n\r\n" << std::flush;  // handshake happens here
+//   std::string line;
+//   std::getline(tls, line);
+//
+// The handshake is deferred to the first read or write (or to do_handshake()), exactly as in the
+// Allegro tutorial. The socket is consumed: closing the SSL stream closes the descriptor. Bytes
+// the socket_stream had already buffered (STARTTLS) are handed to TLS, not lost.
+//
+// Errors: handshake failures throw tls_error (verify_error when the peer's certificate did not
+// verify), socket failures socket_error; both come out of the stream operation itself. A peer's
+// close_notify is a clean EOF; a connection that ends without one throws tls_error "truncated".
+// The first fatal error sticks: later I/O throws it again.
+//
+// close() flushes, sends close_notify and closes the descriptor, bounded by the timeout (10 s
+// when none is set). The destructor never throws and never waits on the network: it sends what
+// it can without blocking and closes. Call close() to be sure buffered data went out.
+//
+// Threads: one thread may read (read_some) while another writes (write_all) the same stream;
+// sslstream serialises the OpenSSL calls, never holding a lock while waiting on the socket.
+#pragma once
+
+#include <sslstream/socket.hpp>
+#include <sslstream/ssl_context.hpp>
+#include <sslstream/x509.hpp>
+
+#include <chrono>
+#include <iosfwd>
+#include <istream>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+
+namespace sslstream {
+
+/// OpenSSL's verification outcome: {0, "ok"} when verified (or when nothing was verified: check
+/// peer_certificate() too, as Allegro's get-ssl-verify-result warns).
+struct verify_result_t {
+  long code = 0;
+  std::string text = "ok";
+};
+
+namespace detail {
+class tls_impl;
+}
+
+class ssl_stream : public std::iostream {
+ public:
+  ssl_stream(ssl_stream&& other) noexcept;
+  ssl_stream& operator=(ssl_stream&& other) noexcept;
+  ~ssl_stream() override;
+
+  /// Runs the handshake now instead of at the first I/O. Throws tls_error / verify_error.
+  void do_handshake();
+  bool is_server() const noexcept;
+
+  // After the handshake (each of these runs it first if needed, like Allegro's
+  // get-ssl-peer-certificate):
+  std::optional<x509_certificate> peer_certificate();
+  std::vector<x509_certificate> peer_chain();
+  verify_result_t verify_result();
+  std::string protocol_version();  ///< "TLSv1.3"
+  std::string cipher();            ///< "TLS_AES_256_GCM_SHA384"
+  std::string alpn_protocol();     ///< "" when none was agreed
+  bool session_reused();
+  /// Client: the name sent as SNI (empty for an IP address); server: the SNI the client sent.
+  std::string server_name();
+
+  /// Sends close_notify: the peer reads a clean EOF; this side may still read (TLS half close).
+  /// input: further reads return EOF.
+  void shutdown(direction d);
+  void close();
+  bool is_open() const noexcept;
+  void set_timeout(std::chrono::milliseconds t);
+
+  std::size_t read_some(std::span<std::byte> buffer);
+  void write_all(std::span<const std::byte> data);
+
+  std::string local_host() const;
+  std::uint16_t local_port() const;
+  std::string remote_host() const;
+  std::uint16_t remote_port() const;
+  int native_handle() const noexcept;  ///< the descriptor
+  void* native_ssl() const noexcept;   ///< the OpenSSL SSL*
+
+  explicit ssl_stream(std::unique_ptr<detail::tls_impl> impl);
+
+ private:
+  std::unique_ptr<detail::tls_impl> impl_;
+  friend std::ostream& operator<<(std::ostream&, const ssl_stream&);
+};
+
+/// The socket is consumed. The options variants build a private context for this one stream;
+/// share an ssl_context instead when making many streams (it holds the session cache).
+ssl_stream make_ssl_server_stream(socket_stream&& socket, const ssl_options& options);
+ssl_stream make_ssl_server_stream(socket_stream&& socket, const ssl_context& context);
+ssl_stream make_ssl_client_stream(socket_stream&& socket, const ssl_options& options);
+ssl_stream make_ssl_client_stream(socket_stream&& socket, const ssl_context& context);
+
+/// #<ssl client stream connected from localhost/54507 to localhost/54505, TLSv1.3
+/// TLS_AES_256_GCM_SHA384>
+std::ostream& operator<<(std::ostream& os, const ssl_stream& s);
+
+}  // namespace sslstream

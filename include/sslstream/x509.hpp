@@ -1,0 +1,53 @@
+// sslstream/x509.hpp — a read-only view of an X.509 certificate (Allegro's x509-certificate).
+//
+//   if (auto cert = stream.peer_certificate())
+//     std::cout << cert->subject() << " expires " << cert->not_after() << '\n';
+//
+// A cheap, copyable handle (it shares the underlying certificate, which never changes), safe to
+// read from any number of threads.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace sslstream {
+
+class x509_certificate {
+ public:
+  using entry = std::pair<std::string, std::string>;  ///< ("CN", "localhost"), ("DNS", "a.b")
+
+  /// The first certificate of a PEM file. Throws config_error if there is none.
+  static x509_certificate load_pem_file(const std::string& path);
+  /// Every certificate of a PEM file, in order.
+  static std::vector<x509_certificate> load_pem_chain(const std::string& path);
+  /// The first certificate of PEM text.
+  static x509_certificate from_pem(const std::string& pem);
+
+  std::string subject() const;  ///< RFC 2253 one-line form, e.g. "CN=localhost,O=Example"
+  std::string issuer() const;
+  std::vector<entry> subject_entries() const;  ///< attribute/value pairs, in certificate order
+  std::vector<entry> issuer_entries() const;
+  std::string serial_number() const;  ///< upper-case hex, as `openssl x509 -serial` shows it
+  std::chrono::system_clock::time_point not_before() const;
+  std::chrono::system_clock::time_point not_after() const;
+  /// ("DNS", name), ("IP", address), ("email", ...), ("URI", ...), in certificate order.
+  std::vector<entry> subject_alt_names() const;
+  std::string fingerprint_sha256() const;  ///< lower-case hex of SHA-256 over the DER form
+  int version() const;                     ///< 1, 2 or 3
+  std::string to_pem() const;
+  std::string to_der() const;
+
+  /// The OpenSSL X509* (still owned by this object); the one escape hatch.
+  void* native_handle() const noexcept { return cert_.get(); }
+  /// Adopts a reference to an X509* (the caller keeps its own reference).
+  static x509_certificate from_native(void* x509);
+
+ private:
+  explicit x509_certificate(std::shared_ptr<void> cert) : cert_(std::move(cert)) {}
+  std::shared_ptr<void> cert_;  // X509*, freed with X509_free
+};
+
+}  // namespace sslstream

@@ -1,0 +1,34 @@
+// Internal: what an ssl_context shares among its streams — the SSL_CTX, the options it was built
+// from, and (client side) the session cache that makes repeat handshakes cheap.
+#pragma once
+
+#include "ossl.hpp"
+
+#include <sslstream/ssl_context.hpp>
+
+#include <mutex>
+#include <string>
+#include <unordered_map>
+
+namespace sslstream::detail {
+
+struct context_state {
+  ssl_ctx_ptr ctx;
+  ssl_options options;
+  bool server = false;
+  std::string alpn_wire;  // ALPN list in wire format (RFC 7301 §3.1)
+
+  /// Client sessions by "server_name|address|port": one per server, replaced as new tickets
+  /// arrive. Bounded, so a client talking to many servers does not grow without limit.
+  std::mutex sessions_mutex;
+  std::unordered_map<std::string, ssl_session_ptr> sessions;
+  static constexpr std::size_t max_sessions = 1024;
+
+  void store_session(const std::string& key, SSL_SESSION* s);
+  ssl_session_ptr find_session(const std::string& key);
+
+  static int ex_index();  // SSL_CTX ex_data slot pointing back here
+  static context_state& of(const SSL* ssl);
+};
+
+}  // namespace sslstream::detail

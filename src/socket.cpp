@@ -1,0 +1,284 @@
+// Connected TCP streams: connect, read/write with deadlines, half close, printing.
+#include "socket_impl.hpp"
+
+#include <sslstream/socket.hpp>
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <cstring>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <ostream>
+#include <poll.h>
+#include <stdexcept>
+#include <sys/socket.h>
+#include <unistd.h>
+
+namespace sslstream {
+namespace detail {
+
+std::string endpoint::host() const {
+  char buf[INET6_ADDRSTRLEN] = "?";
+  if (addr.ss_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(addr).sin_addr, buf, sizeof buf);
+  } else if (addr.ss_family == AF_INET6) {
+    const auto& a6 = reinterpret_cast<const sockaddr_in6&>(addr).sin6_addr;
+    if (IN6_IS_ADDR_V4MAPPED(&a6))  // an IPv4 peer of a dual-stack listener
+      inet_ntop(AF_INET, &a6.s6_addr[12], buf, sizeof buf);
+    else
+      inet_ntop(AF_INET6, &a6, buf, sizeof buf);
+  }
+  return buf;
+}
+
+std::uint16_t endpoint::port() const {
+  if (addr.ss_family == AF_INET) return ntohs(reinterpret_cast<const sockaddr_in&>(addr).sin_port);
+  if (addr.ss_family == AF_INET6)
+    return ntohs(reinterpret_cast<const sockaddr_in6&>(addr).sin6_port);
+  return 0;
+}
+
+bool endpoint::is_loopback() const {
+  auto h = host();
+  return h == "::1" || h.starts_with("127.");
+}
+
+std::string endpoint::display() const {
+  // Allegro prints host names; a reverse lookup here could block, so only loopback is named.
+  return (is_loopback() ? std::string("localhost") : host()) + "/" + std::to_string(port());
+}
+
+std::size_t socket_read(int fd, std::span<std::byte> out, const deadline& until) {
+  for (;;) {
+    auto n = ::recv(fd, out.data(), out.size(), 0);
+    if (n >= 0) return static_cast<std::size_t>(n);
+    if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      wait_for(fd, POLLIN, until, "read");
+    } else if (errno != EINTR) {
+      throw_socket_error(errno, "read");
+    }
+  }
+}
+
+void socket_write(int fd, std::span<const std::byte> in, const deadline& until) {
+  while (!in.empty()) {
+    auto n = ::send(fd, in.data(), in.size(), MSG_NOSIGNAL);  // no SIGPIPE, per call
+    if (n >= 0) {
+      in = in.subspan(static_cast<std::size_t>(n));
+    } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
+      wait_for(fd, POLLOUT, until, "write");
+    } else if (errno != EINTR) {
+      throw_socket_error(errno, "write");
+    }
+  }
+}
+
+std::size_t socket_impl::read_some(std::span<std::byte> out) {
+  if (input_shut || !parts.fd) return 0;
+  return socket_read(parts.fd.get(), out, deadline_after(parts.timeout));
+}
+
+void socket_impl::write_all(std::span<const std::byte> in) {
+  if (!parts.fd) throw std::logic_error("sslstream: write on a closed socket_stream");
+  if (output_shut) throw std::logic_error("sslstream: write after shutdown(direction::output)");
+  socket_write(parts.fd.get(), in, deadline_after(parts.timeout));
+}
+
+}  // namespace detail
+
+using detail::socket_impl;
+
+socket_stream::socket_stream(std::unique_ptr<socket_impl> impl)
+    : std::iostream(&impl->buf), impl_(std::move(impl)) {
+  exceptions(std::ios::badbit);  // I/O failures reach the caller as the exception itself
+}
+
+socket_stream::socket_stream(socket_stream&& o) noexcept
+    : std::iostream(std::move(o)), impl_(std::move(o.impl_)) {
+  set_rdbuf(impl_ ? &impl_->buf : nullptr);
+  o.exceptions(std::ios::goodbit);
+  o.rdbuf(nullptr);
+}
+
+socket_stream& socket_stream::operator=(socket_stream&& o) noexcept {
+  if (this != &o) {
+    std::iostream::swap(o);
+    std::swap(impl_, o.impl_);
+    set_rdbuf(impl_ ? &impl_->buf : nullptr);
+    o.exceptions(std::ios::goodbit);
+    o.rdbuf(o.impl_ ? &o.impl_->buf : nullptr);
+    o.close_noexcept();
+  }
+  return *this;
+}
+
+socket_stream::~socket_stream() { close_noexcept(); }
+
+void socket_stream::close_noexcept() noexcept {
+  if (!impl_ || !impl_->parts.fd) return;
+  // A destructor never waits on the network: one non-blocking send of what was buffered.
+  auto pending = impl_->buf.pending_output();
+  if (!pending.empty() && !impl_->output_shut)
+    (void)::send(impl_->parts.fd.get(), pending.data(), pending.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+  impl_->buf.discard_output();
+  impl_->parts.fd.reset();
+}
+
+std::string socket_stream::local_host() const { return impl_->parts.local.host(); }
+std::uint16_t socket_stream::local_port() const { return impl_->parts.local.port(); }
+std::string socket_stream::remote_host() const { return impl_->parts.remote.host(); }
+std::uint16_t socket_stream::remote_port() const { return impl_->parts.remote.port(); }
+bool socket_stream::is_open() const noexcept { return impl_ && impl_->parts.fd; }
+int socket_stream::native_handle() const noexcept { return is_open() ? impl_->parts.fd.get() : -1; }
+void socket_stream::set_timeout(std::chrono::milliseconds t) { impl_->parts.timeout = t; }
+
+std::size_t socket_stream::read_some(std::span<std::byte> buffer) {
+  return impl_->buf.read_some(buffer);
+}
+void socket_stream::write_all(std::span<const std::byte> data) { impl_->buf.write_all(data); }
+
+void socket_stream::shutdown(direction d) {
+  if (!is_open()) throw std::logic_error("sslstream: shutdown on a closed socket_stream");
+  if (d == direction::output && !impl_->output_shut) {
+    impl_->buf.flush_output();  // unlike Allegro, never drop what the caller wrote
+    ::shutdown(impl_->parts.fd.get(), SHUT_WR);
+    impl_->output_shut = true;
+  } else if (d == direction::input && !impl_->input_shut) {
+    ::shutdown(impl_->parts.fd.get(), SHUT_RD);
+    impl_->input_shut = true;
+  }
+  if (impl_->input_shut && impl_->output_shut) impl_->parts.fd.reset();
+}
+
+void socket_stream::close() {
+  if (!is_open()) return;
+  struct closer {
+    socket_impl& s;
+    ~closer() { s.parts.fd.reset(); }
+  } c{*impl_};
+  if (!impl_->output_shut) {
+    auto saved = impl_->parts.timeout;
+    if (saved.count() <= 0) impl_->parts.timeout = std::chrono::seconds(10);
+    impl_->buf.flush_output();
+    impl_->parts.timeout = saved;
+  }
+}
+
+detail::socket_impl& socket_stream::impl_for_handover() {
+  if (!is_open()) throw std::logic_error("sslstream: the socket_stream is closed");
+  return *impl_;
+}
+
+std::ostream& operator<<(std::ostream& os, const socket_stream& s) {
+  if (!s.impl_) return os << "#<stream socket (moved from)>";
+  const auto& p = s.impl_->parts;
+  return os << "#<stream socket " << (p.fd ? "connected" : "closed, but was connected")
+            << " from " << p.local.display() << " to " << p.remote.display() << '>';
+}
+
+// --- connecting -----------------------------------------------------------------------------
+
+namespace {
+
+void set_flag(int fd, int level, int opt, bool on) {
+  int v = on ? 1 : 0;
+  ::setsockopt(fd, level, opt, &v, sizeof v);
+}
+
+}  // namespace
+
+namespace detail {
+
+addrinfo_ptr resolve(const std::string& host, std::uint16_t port, int flags) {
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = flags | AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  auto service = std::to_string(port);
+  int rc = ::getaddrinfo(host.empty() ? nullptr : host.c_str(), service.c_str(), &hints, &res);
+  if (rc != 0) {
+    if (rc == EAI_SYSTEM) throw_socket_error(errno, "cannot resolve host '" + host + "'");
+    throw socket_error(make_error_code(errc::host_not_found), "host-not-found",
+                       "cannot resolve host '" + host + "': " + gai_strerror(rc) +
+                           " (check the name, or use an IP address)");
+  }
+  return addrinfo_ptr(res);
+}
+
+endpoint local_endpoint(int fd) {
+  endpoint e;
+  e.len = sizeof e.addr;
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&e.addr), &e.len);
+  return e;
+}
+
+void apply_stream_options(int fd, bool nodelay, bool keepalive) {
+  set_flag(fd, IPPROTO_TCP, TCP_NODELAY, nodelay);
+  set_flag(fd, SOL_SOCKET, SO_KEEPALIVE, keepalive);
+}
+
+}  // namespace detail
+
+socket_stream make_socket(const active& o) {
+  using namespace detail;
+  if (o.remote_host.empty()) throw std::invalid_argument("sslstream: active::remote_host is empty");
+  if (o.remote_port == 0) throw std::invalid_argument("sslstream: active::remote_port is 0");
+  auto until = deadline_after(o.connect_timeout);
+  auto list = resolve(o.remote_host, o.remote_port, 0);
+  int last_err = 0;
+  std::string last_addr;
+  for (auto* ai = list.get(); ai; ai = ai->ai_next) {
+    unique_fd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
+    if (!fd) {
+      last_err = errno;
+      continue;
+    }
+    endpoint remote;
+    std::memcpy(&remote.addr, ai->ai_addr, ai->ai_addrlen);
+    remote.len = ai->ai_addrlen;
+    last_addr = remote.host() + " port " + std::to_string(o.remote_port);
+    if (!o.local_host.empty() || o.local_port != 0) {
+      auto local = resolve(o.local_host, o.local_port, AI_PASSIVE);
+      addrinfo* match = local.get();
+      while (match && match->ai_family != ai->ai_family) match = match->ai_next;
+      if (!match) {
+        last_err = EAFNOSUPPORT;
+        continue;
+      }
+      set_flag(fd.get(), SOL_SOCKET, SO_REUSEADDR, true);
+      if (::bind(fd.get(), match->ai_addr, match->ai_addrlen) != 0) {
+        throw_socket_error(errno, "bind to local " + o.local_host + " port " +
+                                      std::to_string(o.local_port));
+      }
+    }
+    int rc = ::connect(fd.get(), ai->ai_addr, ai->ai_addrlen);
+    int err = rc == 0 ? 0 : errno;
+    if (err == EINPROGRESS) {
+      if (poll_until(fd.get(), POLLOUT, until) == 0) {
+        throw socket_error(std::error_code(ETIMEDOUT, std::system_category()), "timeout",
+                           "connect to " + o.remote_host + " (" + last_addr + ") timed out after " +
+                               std::to_string(o.connect_timeout.count()) + " ms");
+      }
+      socklen_t len = sizeof err;
+      ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);
+    }
+    if (err != 0) {
+      last_err = err;
+      continue;
+    }
+    apply_stream_options(fd.get(), o.nodelay, o.keepalive);
+    connection_parts p;
+    p.local = local_endpoint(fd.get());
+    p.remote = remote;
+    p.fd = std::move(fd);
+    p.host_name = o.remote_host;
+    return socket_stream(std::make_unique<socket_impl>(std::move(p)));
+  }
+  throw_socket_error(last_err ? last_err : EHOSTUNREACH,
+                     "connect to " + o.remote_host + " port " + std::to_string(o.remote_port) +
+                         (last_addr.empty() ? "" : " (last tried " + last_addr + ")"));
+}
+
+}  // namespace sslstream

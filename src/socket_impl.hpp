@@ -1,0 +1,63 @@
+// Internal: the state behind a socket_stream, and the plain-TCP transport under its buffer.
+#pragma once
+
+#include "fd.hpp"
+#include "stream_buffer.hpp"
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <memory>
+#include <netdb.h>
+#include <sys/socket.h>
+
+namespace sslstream::detail {
+
+/// A socket address with its length, and how to print it.
+struct endpoint {
+  sockaddr_storage addr{};
+  socklen_t len = 0;
+
+  std::string host() const;       ///< numeric ("127.0.0.1", "::1"); IPv4-mapped shown as IPv4
+  std::uint16_t port() const;
+  bool is_loopback() const;
+  std::string display() const;    ///< Allegro's "localhost/54505" form
+};
+
+/// What a connected socket is, apart from its buffer: handed over whole to TLS.
+struct connection_parts {
+  unique_fd fd;
+  endpoint local;
+  endpoint remote;
+  std::string host_name;  ///< the name make_socket connected to (empty for accepted sockets)
+  std::chrono::milliseconds timeout{0};
+};
+
+/// recv/send on a non-blocking descriptor, waiting with poll up to the timeout.
+std::size_t socket_read(int fd, std::span<std::byte> out, const deadline& until);
+void socket_write(int fd, std::span<const std::byte> in, const deadline& until);
+
+struct addrinfo_deleter {
+  void operator()(addrinfo* a) const noexcept { freeaddrinfo(a); }
+};
+using addrinfo_ptr = std::unique_ptr<addrinfo, addrinfo_deleter>;
+
+/// getaddrinfo for TCP; throws socket_error "host-not-found" with the resolver's reason.
+addrinfo_ptr resolve(const std::string& host, std::uint16_t port, int flags);
+endpoint local_endpoint(int fd);
+void apply_stream_options(int fd, bool nodelay, bool keepalive);
+
+class socket_impl final : public transport {
+ public:
+  explicit socket_impl(connection_parts p) : parts(std::move(p)) {}
+
+  std::size_t read_some(std::span<std::byte> out) override;
+  void write_all(std::span<const std::byte> in) override;
+
+  connection_parts parts;
+  stream_buffer buf{*this};
+  bool input_shut = false;
+  bool output_shut = false;
+};
+
+}  // namespace sslstream::detail

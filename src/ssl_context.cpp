@@ -1,0 +1,281 @@
+// Building an SSL_CTX from ssl_options: certificates, keys, trust, versions, ciphers, ALPN.
+// Every problem is reported here as a config_error naming the file or option, before any
+// connection exists.
+#include "context_state.hpp"
+#include "tls_impl.hpp"
+
+#include <openssl/pem.h>
+#include <openssl/x509v3.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <sys/stat.h>
+
+namespace sslstream {
+namespace detail {
+
+int context_state::ex_index() {
+  static const int idx = SSL_CTX_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return idx;
+}
+
+context_state& context_state::of(const SSL* ssl) {
+  return *static_cast<context_state*>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_index()));
+}
+
+void context_state::store_session(const std::string& key, SSL_SESSION* s) {
+  std::lock_guard lk(sessions_mutex);
+  if (sessions.size() >= max_sessions && !sessions.contains(key)) sessions.erase(sessions.begin());
+  sessions[key].reset(s);
+}
+
+ssl_session_ptr context_state::find_session(const std::string& key) {
+  std::lock_guard lk(sessions_mutex);
+  auto it = sessions.find(key);
+  if (it == sessions.end() || !SSL_SESSION_is_resumable(it->second.get())) return nullptr;
+  SSL_SESSION_up_ref(it->second.get());
+  return ssl_session_ptr(it->second.get());
+}
+
+}  // namespace detail
+
+namespace {
+
+using detail::context_state;
+
+[[noreturn]] void fail(errc code, const char* id, const std::string& message) {
+  std::string queue = detail::drain_errors();
+  throw config_error(code, id, queue.empty() ? message : message + " [OpenSSL: " + queue + "]");
+}
+
+std::string read_file(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  struct stat st {};
+  if (!in || (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))) {
+    int err = in ? EISDIR : errno;
+    throw config_error(errc::bad_file, "bad-file",
+                       std::string("cannot open ") + what + " file '" + path +
+                           "': " + std::strerror(err));
+  }
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// OpenSSL's default asks on the terminal; sslstream never prompts.
+int password_cb(char* buf, int size, int, void* user) {
+  const auto* pw = static_cast<const std::string*>(user);
+  if (!pw || pw->empty() || static_cast<int>(pw->size()) > size) return -1;
+  std::memcpy(buf, pw->data(), pw->size());
+  return static_cast<int>(pw->size());
+}
+
+int tls_number(tls_version v) {
+  switch (v) {
+    case tls_version::tls1_0: return TLS1_VERSION;
+    case tls_version::tls1_1: return TLS1_1_VERSION;
+    case tls_version::tls1_2: return TLS1_2_VERSION;
+    case tls_version::tls1_3: return TLS1_3_VERSION;
+  }
+  return 0;
+}
+
+void load_certificate_and_key(SSL_CTX* ctx, const ssl_options& o) {
+  const std::string& cert = o.certificate;
+  std::string pem = read_file(cert, "certificate");
+  if (pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos ||
+      SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1)
+    fail(errc::bad_certificate, "bad-certificate",
+         "no usable PEM certificate in '" + cert + "' (expected a '-----BEGIN CERTIFICATE-----' block)");
+  for (const auto& extra : o.other_certificates) {
+    read_file(extra, "chain certificate");
+    for (const auto& c : x509_certificate::load_pem_chain(extra))
+      if (SSL_CTX_add1_chain_cert(ctx, static_cast<X509*>(c.native_handle())) != 1)
+        fail(errc::bad_certificate, "bad-certificate", "cannot add chain certificate from '" + extra + "'");
+  }
+
+  const std::string& key_path = o.key.empty() ? cert : o.key;
+  std::string key_pem = o.key.empty() ? pem : read_file(key_path, "key");
+  if (key_pem.find("PRIVATE KEY-----") == std::string::npos)
+    throw config_error(errc::bad_key, "bad-key",
+                       "no private key in '" + key_path +
+                           (o.key.empty() ? "' (append the key to the certificate file, or set "
+                                            "the key file: ssl_options::key)"
+                                          : "' (expected a '-----BEGIN PRIVATE KEY-----' block)"));
+  bool encrypted = key_pem.find("ENCRYPTED") != std::string::npos;
+  detail::bio_ptr b(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
+  detail::evp_pkey_ptr key(PEM_read_bio_PrivateKey(
+      b.get(), nullptr, password_cb, const_cast<std::string*>(&o.certificate_password)));
+  if (!key) {
+    if (encrypted && o.certificate_password.empty())
+      fail(errc::bad_password, "bad-password",
+           "the private key in '" + key_path +
+               "' is encrypted: give its password (ssl_options::certificate_password)");
+    if (encrypted)
+      fail(errc::bad_password, "bad-password",
+           "cannot decrypt the private key in '" + key_path + "': wrong password");
+    fail(errc::bad_key, "bad-key", "cannot read the private key in '" + key_path + "'");
+  }
+  if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+    fail(errc::key_mismatch, "key-mismatch",
+         "the private key in '" + key_path + "' does not match the certificate in '" + cert +
+             "' (use the key the certificate was made for)");
+}
+
+void load_trust(SSL_CTX* ctx, const ssl_options& o, bool server) {
+  if (!o.ca_file.empty() || !o.ca_directory.empty()) {
+    if (!o.ca_file.empty()) read_file(o.ca_file, "CA");
+    if (!o.ca_directory.empty()) {
+      struct stat st {};
+      if (::stat(o.ca_directory.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+        throw config_error(errc::bad_file, "bad-file",
+                           "CA directory '" + o.ca_directory + "' is not a directory");
+    }
+    if (SSL_CTX_load_verify_locations(ctx, o.ca_file.empty() ? nullptr : o.ca_file.c_str(),
+                                      o.ca_directory.empty() ? nullptr : o.ca_directory.c_str()) != 1)
+      fail(errc::bad_certificate, "bad-certificate",
+           "no usable CA certificate in '" + (o.ca_file.empty() ? o.ca_directory : o.ca_file) + "'");
+    if (server && !o.ca_file.empty()) {
+      // Tell clients which CAs we accept, so they pick the right certificate.
+      if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.ca_file.c_str()))
+        SSL_CTX_set_client_CA_list(ctx, names);
+    }
+  } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+    fail(errc::bad_file, "bad-file", "cannot load the system trust store");
+  }
+  if (!o.crl_file.empty()) {
+    std::string pem = read_file(o.crl_file, "CRL");
+    detail::bio_ptr b(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+    int count = 0;
+    while (X509_CRL* crl = PEM_read_bio_X509_CRL(b.get(), nullptr, nullptr, nullptr)) {
+      X509_STORE_add_crl(SSL_CTX_get_cert_store(ctx), crl);
+      X509_CRL_free(crl);
+      ++count;
+    }
+    ERR_clear_error();
+    if (count == 0)
+      throw config_error(errc::bad_certificate, "bad-certificate",
+                         "no PEM CRL in '" + o.crl_file + "' (expected '-----BEGIN X509 CRL-----')");
+  }
+  if (o.crl_check) X509_STORE_set_flags(SSL_CTX_get_cert_store(ctx), X509_V_FLAG_CRL_CHECK);
+}
+
+std::string alpn_wire(const std::vector<std::string>& protocols) {
+  std::string wire;
+  for (const auto& p : protocols) {
+    if (p.empty() || p.size() > 255)
+      throw config_error(errc::bad_option, "bad-option",
+                         "ALPN protocol names must be 1 to 255 bytes long: '" + p + "'");
+    wire += static_cast<char>(p.size());
+    wire += p;
+  }
+  return wire;
+}
+
+int alpn_select(SSL* ssl, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
+                unsigned int inlen, void*) {
+  const auto& st = context_state::of(ssl);
+  unsigned char* sel = nullptr;
+  // Server preference order; no overlap is a fatal no_application_protocol (RFC 7301 §3.2).
+  if (SSL_select_next_proto(&sel, outlen, reinterpret_cast<const unsigned char*>(st.alpn_wire.data()),
+                            static_cast<unsigned int>(st.alpn_wire.size()), in,
+                            inlen) != OPENSSL_NPN_NEGOTIATED)
+    return SSL_TLSEXT_ERR_ALERT_FATAL;
+  *out = sel;
+  return SSL_TLSEXT_ERR_OK;
+}
+
+void keylog_cb(const SSL* ssl, const char* line) {
+  const auto& st = context_state::of(ssl);
+  if (st.options.keylog) st.options.keylog(line);
+}
+
+int new_session_cb(SSL* ssl, SSL_SESSION* session) {
+  auto* tls = detail::tls_impl::of(ssl);
+  if (!tls || tls->session_key.empty()) return 0;
+  context_state::of(ssl).store_session(tls->session_key, session);
+  return 1;  // we keep the reference
+}
+
+ssl_context make_context(const ssl_options& o, bool server) {
+  auto st = std::make_shared<context_state>();
+  st->options = o;
+  st->server = server;
+  st->ctx.reset(SSL_CTX_new(server ? TLS_server_method() : TLS_client_method()));
+  if (!st->ctx) fail(errc::bad_option, "bad-option", "cannot create an OpenSSL context");
+  SSL_CTX* ctx = st->ctx.get();
+  SSL_CTX_set_ex_data(ctx, context_state::ex_index(), st.get());
+  SSL_CTX_set_default_passwd_cb(ctx, password_cb);  // never a terminal prompt
+
+  if (tls_number(o.min_version) > tls_number(o.max_version))
+    throw config_error(errc::bad_option, "bad-option",
+                       "min_version is above max_version: no TLS version is allowed");
+  if (SSL_CTX_set_min_proto_version(ctx, tls_number(o.min_version)) != 1 ||
+      SSL_CTX_set_max_proto_version(ctx, tls_number(o.max_version)) != 1)
+    fail(errc::bad_option, "bad-option", "unsupported TLS version bounds");
+
+  // No renegotiation (a DoS and injection risk; TLS 1.3 has none), no compression (CRIME).
+  uint64_t opts = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION;
+  if (server && o.prefer_server_cipher_order) opts |= SSL_OP_CIPHER_SERVER_PREFERENCE;
+  SSL_CTX_set_options(ctx, opts);
+  // One read() per record where possible: OpenSSL reads ahead into its buffer.
+  SSL_CTX_set_read_ahead(ctx, 1);
+  SSL_CTX_set_dh_auto(ctx, 1);
+
+  // TLS <= 1.2: forward secrecy and AEAD only, unless the caller says otherwise.
+  const std::string ciphers =
+      o.ciphers.empty() ? "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL" : o.ciphers;
+  if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1)
+    fail(errc::bad_option, "bad-option", "no usable cipher in the list '" + ciphers + "' (ssl_options::ciphers)");
+  if (!o.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, o.ciphersuites.c_str()) != 1)
+    fail(errc::bad_option, "bad-option",
+         "no usable TLS 1.3 suite in '" + o.ciphersuites + "' (ssl_options::ciphersuites)");
+
+  if (server && o.certificate.empty())
+    throw config_error(errc::bad_certificate, "bad-certificate",
+                       "a TLS server needs a certificate: set ssl_options::certificate");
+  if (!o.certificate.empty()) load_certificate_and_key(ctx, o);
+
+  verify_mode mode = o.verify.value_or(server ? verify_mode::none : verify_mode::required);
+  if (mode != verify_mode::none || !o.ca_file.empty() || !o.ca_directory.empty())
+    load_trust(ctx, o, server);
+  int flags = SSL_VERIFY_NONE;
+  if (mode != verify_mode::none) flags = SSL_VERIFY_PEER;
+  if (server && mode == verify_mode::required) flags |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
+  SSL_CTX_set_verify(ctx, flags, detail::tls_impl::verify_cb);
+  SSL_CTX_set_verify_depth(ctx, o.max_depth);
+
+  st->alpn_wire = alpn_wire(o.alpn);
+  if (!st->alpn_wire.empty()) {
+    if (server)
+      SSL_CTX_set_alpn_select_cb(ctx, alpn_select, nullptr);
+    else
+      SSL_CTX_set_alpn_protos(ctx, reinterpret_cast<const unsigned char*>(st->alpn_wire.data()),
+                              static_cast<unsigned int>(st->alpn_wire.size()));
+  }
+  if (o.keylog) SSL_CTX_set_keylog_callback(ctx, keylog_cb);
+
+  if (server) {
+    // Needed for resumption when client certificates are requested (SSL_CTX_set_session_id_context(3)).
+    static const unsigned char sid[] = "sslstream";
+    SSL_CTX_set_session_id_context(ctx, sid, sizeof sid - 1);
+  } else {
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
+    SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+  }
+  ERR_clear_error();
+  return ssl_context(std::move(st));
+}
+
+}  // namespace
+
+ssl_context make_ssl_server_context(const ssl_options& options) { return make_context(options, true); }
+ssl_context make_ssl_client_context(const ssl_options& options) { return make_context(options, false); }
+
+bool ssl_context::is_server() const noexcept { return s_->server; }
+const ssl_options& ssl_context::options() const noexcept { return s_->options; }
+void* ssl_context::native_handle() const noexcept { return s_->ctx.get(); }
+
+}  // namespace sslstream

@@ -1,0 +1,178 @@
+// ssl_stream: the std::iostream face of the TLS engine, its factories and its accessors.
+#include "tls_impl.hpp"
+
+#include <ostream>
+#include <stdexcept>
+
+namespace sslstream {
+
+using detail::tls_impl;
+
+namespace {
+
+constexpr std::chrono::seconds default_close_timeout{10};
+
+ssl_stream make_stream(socket_stream&& socket, const ssl_context& ctx) {
+  auto& s = socket.impl_for_handover();
+  s.buf.flush_output();  // plain-text bytes written before STARTTLS go out first, in order
+  std::string preread = s.buf.take_input();
+  auto impl = std::make_unique<tls_impl>(ctx, std::move(s.parts), std::move(preread));
+  return ssl_stream(std::move(impl));
+}
+
+}  // namespace
+
+ssl_stream make_ssl_server_stream(socket_stream&& socket, const ssl_context& context) {
+  if (!context.is_server())
+    throw std::invalid_argument("sslstream: make_ssl_server_stream needs a server context");
+  return make_stream(std::move(socket), context);
+}
+
+ssl_stream make_ssl_server_stream(socket_stream&& socket, const ssl_options& options) {
+  return make_stream(std::move(socket), make_ssl_server_context(options));
+}
+
+ssl_stream make_ssl_client_stream(socket_stream&& socket, const ssl_context& context) {
+  if (context.is_server())
+    throw std::invalid_argument("sslstream: make_ssl_client_stream needs a client context");
+  return make_stream(std::move(socket), context);
+}
+
+ssl_stream make_ssl_client_stream(socket_stream&& socket, const ssl_options& options) {
+  return make_stream(std::move(socket), make_ssl_client_context(options));
+}
+
+ssl_stream::ssl_stream(std::unique_ptr<tls_impl> impl)
+    : std::iostream(&impl->buf), impl_(std::move(impl)) {
+  exceptions(std::ios::badbit);  // I/O failures reach the caller as the exception itself
+}
+
+ssl_stream::ssl_stream(ssl_stream&& o) noexcept : std::iostream(std::move(o)), impl_(std::move(o.impl_)) {
+  set_rdbuf(impl_ ? &impl_->buf : nullptr);
+  o.exceptions(std::ios::goodbit);
+  o.rdbuf(nullptr);
+}
+
+ssl_stream& ssl_stream::operator=(ssl_stream&& o) noexcept {
+  if (this != &o) {
+    std::iostream::swap(o);
+    std::swap(impl_, o.impl_);
+    set_rdbuf(impl_ ? &impl_->buf : nullptr);
+    o.exceptions(std::ios::goodbit);
+    o.rdbuf(o.impl_ ? &o.impl_->buf : nullptr);
+    if (o.impl_) o.impl_->close_noexcept();
+  }
+  return *this;
+}
+
+ssl_stream::~ssl_stream() {
+  if (impl_) impl_->close_noexcept();
+}
+
+static tls_impl& checked(const std::unique_ptr<tls_impl>& p) {
+  if (!p) throw std::logic_error("sslstream: use of a moved-from ssl_stream");
+  return *p;
+}
+
+void ssl_stream::do_handshake() { checked(impl_).handshake(); }
+bool ssl_stream::is_server() const noexcept { return impl_ && impl_->server; }
+
+std::optional<x509_certificate> ssl_stream::peer_certificate() {
+  do_handshake();
+  X509* x = SSL_get1_peer_certificate(impl_->ssl.get());
+  if (!x) return std::nullopt;
+  detail::x509_ptr owner(x);
+  return x509_certificate::from_native(x);
+}
+
+std::vector<x509_certificate> ssl_stream::peer_chain() {
+  do_handshake();
+  std::vector<x509_certificate> chain_out;
+  // The server side's chain lacks the leaf (SSL_get_peer_cert_chain(3)); put it first.
+  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(impl_->ssl.get());
+  if (impl_->server)
+    if (auto leaf = peer_certificate()) chain_out.push_back(*leaf);
+  for (int i = 0; chain && i < sk_X509_num(chain); ++i)
+    chain_out.push_back(x509_certificate::from_native(sk_X509_value(chain, i)));
+  return chain_out;
+}
+
+verify_result_t ssl_stream::verify_result() {
+  do_handshake();
+  long code = SSL_get_verify_result(impl_->ssl.get());
+  return {code, code == X509_V_OK ? "ok" : X509_verify_cert_error_string(code)};
+}
+
+std::string ssl_stream::protocol_version() {
+  do_handshake();
+  return SSL_get_version(impl_->ssl.get());
+}
+
+std::string ssl_stream::cipher() {
+  do_handshake();
+  const char* c = SSL_get_cipher_name(impl_->ssl.get());
+  return c ? c : "";
+}
+
+std::string ssl_stream::alpn_protocol() {
+  do_handshake();
+  const unsigned char* p = nullptr;
+  unsigned int n = 0;
+  SSL_get0_alpn_selected(impl_->ssl.get(), &p, &n);
+  return std::string(reinterpret_cast<const char*>(p), n);
+}
+
+bool ssl_stream::session_reused() {
+  do_handshake();
+  return SSL_session_reused(impl_->ssl.get()) == 1;
+}
+
+std::string ssl_stream::server_name() {
+  do_handshake();
+  const char* n = SSL_get_servername(impl_->ssl.get(), TLSEXT_NAMETYPE_host_name);
+  return n ? n : "";
+}
+
+void ssl_stream::shutdown(direction d) {
+  auto& t = checked(impl_);
+  if (!t.parts.fd) throw std::logic_error("sslstream: shutdown on a closed ssl_stream");
+  if (d == direction::output) {
+    t.shutdown_output(detail::deadline_after(t.parts.timeout.count() > 0 ? t.parts.timeout
+                                                                          : default_close_timeout));
+  } else {
+    t.input_shut = true;
+  }
+}
+
+void ssl_stream::close() {
+  if (!impl_) return;
+  auto t = impl_->parts.timeout.count() > 0 ? impl_->parts.timeout
+                                            : std::chrono::milliseconds(default_close_timeout);
+  impl_->close(detail::deadline_after(t));
+}
+
+bool ssl_stream::is_open() const noexcept { return impl_ && impl_->parts.fd; }
+void ssl_stream::set_timeout(std::chrono::milliseconds t) { checked(impl_).parts.timeout = t; }
+std::size_t ssl_stream::read_some(std::span<std::byte> b) { return checked(impl_).buf.read_some(b); }
+void ssl_stream::write_all(std::span<const std::byte> d) { checked(impl_).buf.write_all(d); }
+std::string ssl_stream::local_host() const { return checked(impl_).parts.local.host(); }
+std::uint16_t ssl_stream::local_port() const { return checked(impl_).parts.local.port(); }
+std::string ssl_stream::remote_host() const { return checked(impl_).parts.remote.host(); }
+std::uint16_t ssl_stream::remote_port() const { return checked(impl_).parts.remote.port(); }
+int ssl_stream::native_handle() const noexcept { return is_open() ? impl_->parts.fd.get() : -1; }
+void* ssl_stream::native_ssl() const noexcept { return impl_ ? impl_->ssl.get() : nullptr; }
+
+std::ostream& operator<<(std::ostream& os, const ssl_stream& s) {
+  if (!s.impl_) return os << "#<ssl stream (moved from)>";
+  const auto& t = *s.impl_;
+  os << "#<ssl " << (t.server ? "server" : "client") << " stream "
+     << (t.parts.fd ? "connected" : "closed, but was connected") << " from "
+     << t.parts.local.display() << " to " << t.parts.remote.display();
+  if (t.handshake_done())
+    os << ", " << SSL_get_version(t.ssl.get()) << ' ' << SSL_get_cipher_name(t.ssl.get());
+  else
+    os << ", handshake pending";
+  return os << '>';
+}
+
+}  // namespace sslstream

@@ -1,0 +1,286 @@
+// The TLS engine: handshake, read, write, close_notify, and the mapping of OpenSSL's errors to
+// sslstream's exceptions with messages that say what failed and what to do.
+#include "tls_impl.hpp"
+
+#include <openssl/x509v3.h>
+
+#include <cerrno>
+#include <cstring>
+#include <poll.h>
+
+namespace sslstream::detail {
+namespace {
+
+int ssl_ex_index() {
+  static const int idx = SSL_get_ex_new_index(0, nullptr, nullptr, nullptr, nullptr);
+  return idx;
+}
+
+std::string name_of(X509* cert) {
+  return cert ? x509_certificate::from_native(cert).subject() : std::string("?");
+}
+
+/// What to do about a verification failure, in words.
+std::string verify_hint(long code, const tls_impl& t) {
+  std::string side = t.server ? "client" : "server";
+  switch (code) {
+    case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
+    case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
+      return "the " + side + "'s certificate is self-signed: trust it explicitly with ssl_options::ca_file";
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
+    case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
+    case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
+      return "the " + side + "'s certificate was issued by a CA that is not trusted here: add that CA with ssl_options::ca_file";
+    case X509_V_ERR_CERT_HAS_EXPIRED:
+      return "the " + side + "'s certificate has expired: it must be renewed";
+    case X509_V_ERR_CERT_NOT_YET_VALID:
+      return "the " + side + "'s certificate is not valid yet: check the clocks";
+    case X509_V_ERR_HOSTNAME_MISMATCH:
+    case X509_V_ERR_IP_ADDRESS_MISMATCH:
+      return "the certificate is not for '" + t.session_key.substr(0, t.session_key.find('|')) +
+             "': connect by a name the certificate lists, or set ssl_options::server_name";
+    case X509_V_ERR_CERT_REVOKED: return "the certificate has been revoked by its CA";
+    case X509_V_ERR_UNABLE_TO_GET_CRL: return "no CRL for this CA: add it with ssl_options::crl_file";
+    case X509_V_ERR_CERT_CHAIN_TOO_LONG: return "the chain is longer than ssl_options::max_depth";
+    default: return "";
+  }
+}
+
+/// A hint for a handshake failure, from OpenSSL's reason text.
+std::string handshake_hint(const std::string& q) {
+  auto has = [&](const char* s) { return q.find(s) != std::string::npos; };
+  if (has("wrong version number") || has("http request") || has("packet length too long") ||
+      has("record layer failure") || has("unknown protocol"))
+    return " (is the peer speaking TLS? it sent something else)";
+  if (has("unsupported protocol") || has("no protocols available") || has("protocol version"))
+    return " (no TLS version in common: check min_version / max_version)";
+  if (has("no shared cipher") || has("no suitable signature") || has("handshake failure"))
+    return " (no cipher suite or signature algorithm in common: check ciphers / ciphersuites)";
+  if (has("certificate required") || has("peer did not return a certificate"))
+    return " (a client certificate is required: set ssl_options::certificate)";
+  if (has("unknown ca") || has("bad certificate") || has("certificate unknown"))
+    return " (the peer rejected our certificate: it does not trust its issuer)";
+  if (has("no application protocol")) return " (no ALPN protocol in common)";
+  return "";
+}
+
+const char* op_name(int kind) {
+  static const char* names[] = {"TLS handshake", "TLS read", "TLS write", "TLS close"};
+  return names[kind];
+}
+
+}  // namespace
+
+tls_impl::tls_impl(ssl_context c, connection_parts p, std::string preread)
+    : ctx(std::move(c)), parts(std::move(p)), server(ctx.is_server()) {
+  bio.fd = parts.fd.get();
+  bio.preread = std::move(preread);
+  ssl.reset(SSL_new(static_cast<SSL_CTX*>(ctx.native_handle())));
+  BIO* b = ssl ? new_socket_bio(&bio) : nullptr;
+  if (!b) throw tls_error(errc::handshake_failed, "out-of-memory", "cannot create a TLS connection");
+  SSL_set_bio(ssl.get(), b, b);
+  SSL_set_ex_data(ssl.get(), ssl_ex_index(), this);
+  server ? SSL_set_accept_state(ssl.get()) : SSL_set_connect_state(ssl.get());
+  if (server) return;
+
+  const ssl_options& o = ctx.options();
+  // The name checked and sent: the caller's, else the host the socket connected to, else the
+  // address it is connected to.
+  std::string name = !o.server_name.empty()    ? o.server_name
+                     : !parts.host_name.empty() ? parts.host_name
+                                                : parts.remote.host();
+  verify_mode mode = o.verify.value_or(verify_mode::required);
+  verify_optional = mode == verify_mode::optional;
+  bool ip = is_ip_address(name);
+  if (!ip) SSL_set_tlsext_host_name(ssl.get(), name.c_str());  // SNI is for names only (RFC 6066 §3)
+  if (mode != verify_mode::none) {
+    X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str())
+                : X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
+    if (ok != 1)
+      throw config_error(errc::bad_option, "bad-option", "cannot verify against server name '" + name + "'");
+  }
+  session_key = name + "|" + parts.remote.host() + "|" + std::to_string(parts.remote.port());
+  if (auto s = context_state::of(ssl.get()).find_session(session_key)) SSL_set_session(ssl.get(), s.get());
+  ERR_clear_error();
+}
+
+tls_impl::~tls_impl() = default;
+
+tls_impl* tls_impl::of(const SSL* s) { return static_cast<tls_impl*>(SSL_get_ex_data(s, ssl_ex_index())); }
+
+int tls_impl::verify_cb(int ok, X509_STORE_CTX* store) {
+  auto* s = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  tls_impl* t = s ? of(s) : nullptr;
+  if (!ok && t && t->failed_code == 0) {
+    t->failed_code = X509_STORE_CTX_get_error(store);
+    t->failed_depth = X509_STORE_CTX_get_error_depth(store);
+    t->failed_subject = name_of(X509_STORE_CTX_get_current_cert(store));
+  }
+  return (t && t->verify_optional) ? 1 : ok;
+}
+
+template <class Op>
+int tls_impl::perform(Op op, const deadline& until, op_kind kind) {
+  for (;;) {
+    int err;
+    {
+      std::lock_guard lk(ssl_mutex_);
+      if (fatal_) std::rethrow_exception(fatal_);
+      ERR_clear_error();
+      bio.last_errno = 0;
+      int ret = op(ssl.get());
+      if (ret > 0) return ret;
+      err = SSL_get_error(ssl.get(), ret);
+      if (err == SSL_ERROR_ZERO_RETURN) return 0;  // the peer's close_notify: clean EOF
+      if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) fail(err, kind);
+    }
+    const char* what = op_name(static_cast<int>(kind));
+    try {
+      wait_for(parts.fd.get(), err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, until, what);
+    } catch (...) {
+      // A write or handshake that timed out mid-record cannot be resumed with other data:
+      // make it stick. A read that timed out consumed nothing and may be retried.
+      if (kind != op_kind::read) {
+        std::lock_guard lk(ssl_mutex_);
+        fatal_ = std::current_exception();
+      }
+      throw;
+    }
+  }
+}
+
+void tls_impl::fail(int ssl_error, op_kind kind) {
+  bool in_handshake = !SSL_is_init_finished(ssl.get());
+  unsigned long first = ERR_peek_error();
+  std::string queue = drain_errors();
+  const char* what = op_name(static_cast<int>(kind));
+  bool eof = ssl_error == SSL_ERROR_SYSCALL ||
+             (ERR_GET_LIB(first) == ERR_LIB_SSL && ERR_GET_REASON(first) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+  try {
+    if (eof && bio.last_errno != 0) {
+      throw_socket_error(bio.last_errno, std::string(what) + (in_handshake ? "" : " after the handshake"));
+    } else if (eof && in_handshake) {
+      throw tls_error(errc::handshake_failed, "handshake-failed",
+                      std::string(what) + " failed: the peer closed the connection during the "
+                                          "handshake (is it speaking TLS, and does it accept ours?)");
+    } else if (eof) {
+      throw tls_error(errc::truncated, "truncated",
+                      "the peer closed the connection without a TLS close_notify: the data may "
+                      "be truncated");
+    }
+    long v = SSL_get_verify_result(ssl.get());
+    if (in_handshake && v != X509_V_OK && failed_code != 0) {
+      std::string text = X509_verify_cert_error_string(v);
+      std::string hint = verify_hint(v, *this);
+      throw verify_error(v, text, failed_subject,
+                         "certificate verify failed: " + text + " (certificate '" + failed_subject +
+                             "')" + (hint.empty() ? "" : ": " + hint));
+    }
+    if (in_handshake)
+      throw tls_error(errc::handshake_failed, "handshake-failed",
+                      std::string(what) + " failed: " + (queue.empty() ? "unknown error" : queue) +
+                          handshake_hint(queue));
+    throw tls_error(errc::protocol_error, "protocol-error",
+                    std::string(what) + " failed: " + (queue.empty() ? "unknown error" : queue));
+  } catch (...) {
+    fatal_ = std::current_exception();
+    throw;
+  }
+}
+
+void tls_impl::handshake() {
+  if (handshake_done()) return;
+  std::lock_guard lk(handshake_mutex_);
+  if (handshake_done()) return;
+  if (!parts.fd) throw std::logic_error("sslstream: the ssl_stream is closed");
+  perform([](SSL* s) { return SSL_do_handshake(s); }, deadline_after(parts.timeout), op_kind::handshake);
+  handshake_done_.store(true, std::memory_order_release);
+}
+
+std::size_t tls_impl::read_some(std::span<std::byte> out) {
+  if (input_shut || !parts.fd || out.empty()) return 0;
+  handshake();
+  std::size_t got = 0;
+  int r = perform([&](SSL* s) { return SSL_read_ex(s, out.data(), out.size(), &got); },
+                  deadline_after(parts.timeout), op_kind::read);
+  return r > 0 ? got : 0;
+}
+
+void tls_impl::write_all(std::span<const std::byte> in) {
+  if (!parts.fd) throw std::logic_error("sslstream: write on a closed ssl_stream");
+  if (output_shut) throw std::logic_error("sslstream: write after shutdown(direction::output)");
+  handshake();
+  auto until = deadline_after(parts.timeout);
+  while (!in.empty()) {
+    std::size_t done = 0;
+    perform([&](SSL* s) { return SSL_write_ex(s, in.data(), in.size(), &done); }, until,
+            op_kind::write);
+    in = in.subspan(done);
+  }
+}
+
+void tls_impl::shutdown_output(const deadline& until) {
+  if (close_notify_sent_) return;
+  if (buf.has_output()) {
+    // flush with this deadline, not the stream's
+    auto saved = std::exchange(parts.timeout, std::chrono::milliseconds(0));
+    struct restore {
+      tls_impl& t;
+      std::chrono::milliseconds v;
+      ~restore() { t.parts.timeout = v; }
+    } r{*this, saved};
+    if (until) parts.timeout = std::max(std::chrono::milliseconds(1),
+                                        std::chrono::ceil<std::chrono::milliseconds>(*until - clock::now()));
+    buf.flush_output();
+  }
+  handshake();
+  // SSL_shutdown returns 0 once our close_notify is out but the peer's is not in yet: that is
+  // all we wait for (the peer may go on sending: TLS half close).
+  perform([](SSL* s) { int r = SSL_shutdown(s); return r < 0 ? r : 1; }, until, op_kind::shutdown);
+  close_notify_sent_ = true;
+  output_shut = true;
+}
+
+void tls_impl::close(const deadline& until) {
+  if (!parts.fd) return;
+  struct closer {
+    tls_impl& t;
+    ~closer() { t.parts.fd.reset(); }
+  } c{*this};
+  bool broken;
+  {
+    std::lock_guard lk(ssl_mutex_);
+    broken = static_cast<bool>(fatal_);
+  }
+  if (broken) {
+    buf.discard_output();
+    return;
+  }
+  // Never handshake just to say goodbye: with nothing sent, there is nothing to close.
+  if (!handshake_done() && !buf.has_output()) return;
+  shutdown_output(until);
+}
+
+void tls_impl::close_noexcept() noexcept {
+  if (!parts.fd) return;
+  try {
+    std::unique_lock lk(ssl_mutex_);
+    if (!fatal_ && handshake_done() && !close_notify_sent_) {
+      // One attempt each, no waiting. Only if every buffered byte went out is close_notify sent;
+      // otherwise the peer sees a truncation error rather than silently short data.
+      ERR_clear_error();
+      auto pending = buf.pending_output();
+      std::size_t n = 0;
+      if (pending.empty() || SSL_write_ex(ssl.get(), pending.data(), pending.size(), &n) == 1)
+        SSL_shutdown(ssl.get());
+      ERR_clear_error();
+    }
+  } catch (...) {
+  }
+  buf.discard_output();
+  parts.fd.reset();
+}
+
+}  // namespace sslstream::detail

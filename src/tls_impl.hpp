@@ -1,0 +1,70 @@
+// Internal: the TLS engine behind an ssl_stream — the SSL*, its socket, and perform(), the one
+// place that calls SSL_do_handshake / SSL_read_ex / SSL_write_ex / SSL_shutdown.
+//
+// Concurrency: OpenSSL forbids concurrent calls on one SSL*, so every call runs under `ssl_mutex`;
+// the lock is never held while waiting on the socket, so a reader blocked for input does not
+// stop a writer. The handshake runs once, under `handshake_mutex`, before either proceeds.
+#pragma once
+
+#include "context_state.hpp"
+#include "socket_impl.hpp"
+#include "stream_buffer.hpp"
+
+#include <sslstream/ssl_stream.hpp>
+
+#include <atomic>
+#include <exception>
+#include <mutex>
+
+namespace sslstream::detail {
+
+class tls_impl final : public transport {
+ public:
+  tls_impl(ssl_context ctx, connection_parts parts, std::string preread);
+  ~tls_impl() override;
+
+  std::size_t read_some(std::span<std::byte> out) override;
+  void write_all(std::span<const std::byte> in) override;
+
+  void handshake();
+  bool handshake_done() const noexcept { return handshake_done_.load(std::memory_order_acquire); }
+  /// Flushes and sends close_notify (once).
+  void shutdown_output(const deadline& until);
+  /// Flush, close_notify, close the descriptor; bounded by `until`. Throws if data was lost.
+  void close(const deadline& until);
+  /// The destructor's close: no waiting, no throwing.
+  void close_noexcept() noexcept;
+
+  static tls_impl* of(const SSL* ssl);
+  static int verify_cb(int ok, X509_STORE_CTX* store);
+
+  ssl_context ctx;
+  connection_parts parts;
+  socket_bio_state bio;
+  ssl_ptr ssl;
+  stream_buffer buf{*this};
+  bool server;
+  std::string session_key;  // client: where this server's sessions are cached
+  bool input_shut = false;
+  bool output_shut = false;
+  bool verify_optional = false;  // client verify_mode::optional: record failures, don't fail
+
+  // The first verification failure, recorded by verify_cb for the error message.
+  long failed_code = 0;
+  int failed_depth = -1;
+  std::string failed_subject;
+
+ private:
+  enum class op_kind { handshake, read, write, shutdown };
+  template <class Op>
+  int perform(Op op, const deadline& until, op_kind kind);
+  [[noreturn]] void fail(int ssl_error, op_kind kind);
+
+  std::mutex ssl_mutex_;
+  std::mutex handshake_mutex_;
+  std::atomic<bool> handshake_done_{false};
+  std::exception_ptr fatal_;  // the first fatal error sticks (guarded by ssl_mutex_)
+  bool close_notify_sent_ = false;
+};
+
+}  // namespace sslstream::detail
