@@ -95,7 +95,10 @@ tls_impl::tls_impl(ssl_context c, connection_parts p, std::string preread)
   if (!ip) SSL_set_tlsext_host_name(ssl.get(), name.c_str());  // SNI is for names only (RFC 6066 §3)
   if (mode != verify_mode::none) {
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    // Names are checked against the SAN only, as RFC 6125 §6.4.4 and browsers require: a
+    // certificate naming its host only in the CN is rejected.
+    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
+                                               X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
     int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str())
                 : X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
     if (ok != 1)
