@@ -2,13 +2,12 @@
 // from, and (client side) the session cache that makes repeat handshakes cheap.
 #pragma once
 
-#include "ossl.hpp"
-
-#include <sslstream/ssl_context.hpp>
-
 #include <mutex>
+#include <sslstream/ssl_context.hpp>
 #include <string>
 #include <unordered_map>
+
+#include "ossl.hpp"
 
 namespace sslstream::detail {
 

@@ -1,7 +1,6 @@
-#include <sslstream/error.hpp>
-
 #include <cerrno>
 #include <cstring>
+#include <sslstream/error.hpp>
 
 namespace sslstream {
 namespace {

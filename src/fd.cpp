@@ -1,12 +1,13 @@
 #include "fd.hpp"
 
-#include <sslstream/error.hpp>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <fcntl.h>
-#include <poll.h>
-#include <unistd.h>
+#include <sslstream/error.hpp>
 
 namespace sslstream::detail {
 
@@ -40,6 +41,14 @@ short wait_for(int fd, short events, const deadline& until, const char* what) {
 void throw_socket_error(int err, const std::string& what) {
   throw socket_error(std::error_code(err, std::system_category()), errno_identifier(err),
                      what + ": " + std::strerror(err));
+}
+
+void close_gracefully(unique_fd& fd) noexcept {
+  if (!fd) return;
+  char scratch[16384];
+  for (int i = 0; i < 64; ++i)  // at most 1 MiB
+    if (::recv(fd.get(), scratch, sizeof scratch, MSG_DONTWAIT) <= 0) break;
+  fd.reset();
 }
 
 void set_nonblocking(int fd) {

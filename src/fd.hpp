@@ -51,6 +51,12 @@ short wait_for(int fd, short events, const deadline& until, const char* what);
 /// Throws socket_error for `err` (an errno) with "<what>: <strerror>" as the message.
 [[noreturn]] void throw_socket_error(int err, const std::string& what);
 
+/// Closes a connected socket without turning it into a reset: data the peer sent that was never
+/// read (a TLS 1.3 session ticket, say) makes close() send RST, and an RST can destroy the
+/// last bytes we sent before the peer reads them. So discard what is already queued (bounded,
+/// never waiting), then close. An abortive close (SO_LINGER 0) still resets, as asked.
+void close_gracefully(unique_fd& fd) noexcept;
+
 /// Makes a descriptor non-blocking and close-on-exec.
 void set_nonblocking(int fd);
 

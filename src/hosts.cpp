@@ -1,13 +1,13 @@
 // Host naming: Allegro's lookup-hostname, ipaddr-to-dotted, dotted-to-ipaddr, ipaddr-to-hostname.
-#include "socket_impl.hpp"
-
-#include <sslstream/socket.hpp>
+#include <arpa/inet.h>
+#include <netdb.h>
 
 #include <algorithm>
-#include <arpa/inet.h>
 #include <cstring>
-#include <netdb.h>
+#include <sslstream/socket.hpp>
 #include <stdexcept>
+
+#include "socket_impl.hpp"
 
 namespace sslstream {
 

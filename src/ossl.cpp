@@ -1,9 +1,10 @@
 #include "ossl.hpp"
 
+#include <sys/socket.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <sys/socket.h>
 
 namespace sslstream::detail {
 

@@ -1,15 +1,15 @@
 // Listening sockets: bind, listen, accept with or without a wait.
-#include "socket_impl.hpp"
-
-#include <sslstream/socket.hpp>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sys/socket.h>
 
 #include <cerrno>
 #include <cstring>
-#include <netinet/in.h>
 #include <ostream>
-#include <poll.h>
+#include <sslstream/socket.hpp>
 #include <stdexcept>
-#include <sys/socket.h>
+
+#include "socket_impl.hpp"
 
 namespace sslstream {
 
@@ -48,8 +48,8 @@ passive_socket make_socket(const passive& o) {
   auto s = std::make_unique<passive_socket::state>();
   s->nodelay = o.nodelay;
   s->keepalive = o.keepalive;
-  std::string shown = (o.local_host.empty() ? "*" : o.local_host) + " port " +
-                      std::to_string(o.local_port);
+  std::string shown =
+      (o.local_host.empty() ? "*" : o.local_host) + " port " + std::to_string(o.local_port);
   if (o.local_host.empty()) {
     s->all_interfaces = true;
     sockaddr_in6 a6{};

@@ -1,19 +1,19 @@
 // Connected TCP streams: connect, read/write with deadlines, half close, printing.
-#include "socket_impl.hpp"
-
-#include <sslstream/socket.hpp>
-
 #include <arpa/inet.h>
-#include <cerrno>
-#include <cstring>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
-#include <ostream>
 #include <poll.h>
-#include <stdexcept>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ostream>
+#include <sslstream/socket.hpp>
+#include <stdexcept>
+
+#include "socket_impl.hpp"
 
 namespace sslstream {
 namespace detail {
@@ -120,9 +120,10 @@ void socket_stream::close_noexcept() noexcept {
   // A destructor never waits on the network: one non-blocking send of what was buffered.
   auto pending = impl_->buf.pending_output();
   if (!pending.empty() && !impl_->output_shut)
-    (void)::send(impl_->parts.fd.get(), pending.data(), pending.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)::send(impl_->parts.fd.get(), pending.data(), pending.size(),
+                 MSG_NOSIGNAL | MSG_DONTWAIT);
   impl_->buf.discard_output();
-  impl_->parts.fd.reset();
+  detail::close_gracefully(impl_->parts.fd);
 }
 
 std::string socket_stream::local_host() const { return impl_->parts.local.host(); }
@@ -155,7 +156,7 @@ void socket_stream::close() {
   if (!is_open()) return;
   struct closer {
     socket_impl& s;
-    ~closer() { s.parts.fd.reset(); }
+    ~closer() { detail::close_gracefully(s.parts.fd); }
   } c{*impl_};
   if (!impl_->output_shut) {
     auto saved = impl_->parts.timeout;
@@ -173,8 +174,8 @@ detail::socket_impl& socket_stream::impl_for_handover() {
 std::ostream& operator<<(std::ostream& os, const socket_stream& s) {
   if (!s.impl_) return os << "#<stream socket (moved from)>";
   const auto& p = s.impl_->parts;
-  return os << "#<stream socket " << (p.fd ? "connected" : "closed, but was connected")
-            << " from " << p.local.display() << " to " << p.remote.display() << '>';
+  return os << "#<stream socket " << (p.fd ? "connected" : "closed, but was connected") << " from "
+            << p.local.display() << " to " << p.remote.display() << '>';
 }
 
 // --- connecting -----------------------------------------------------------------------------
@@ -249,8 +250,8 @@ socket_stream make_socket(const active& o) {
       }
       set_flag(fd.get(), SOL_SOCKET, SO_REUSEADDR, true);
       if (::bind(fd.get(), match->ai_addr, match->ai_addrlen) != 0) {
-        throw_socket_error(errno, "bind to local " + o.local_host + " port " +
-                                      std::to_string(o.local_port));
+        throw_socket_error(
+            errno, "bind to local " + o.local_host + " port " + std::to_string(o.local_port));
       }
     }
     int rc = ::connect(fd.get(), ai->ai_addr, ai->ai_addrlen);

@@ -1,15 +1,16 @@
 // Internal: the state behind a socket_stream, and the plain-TCP transport under its buffer.
 #pragma once
 
-#include "fd.hpp"
-#include "stream_buffer.hpp"
+#include <netdb.h>
+#include <sys/socket.h>
 
 #include <chrono>
 #include <cstdint>
-#include <string>
 #include <memory>
-#include <netdb.h>
-#include <sys/socket.h>
+#include <string>
+
+#include "fd.hpp"
+#include "stream_buffer.hpp"
 
 namespace sslstream::detail {
 
@@ -18,10 +19,10 @@ struct endpoint {
   sockaddr_storage addr{};
   socklen_t len = 0;
 
-  std::string host() const;       ///< numeric ("127.0.0.1", "::1"); IPv4-mapped shown as IPv4
+  std::string host() const;  ///< numeric ("127.0.0.1", "::1"); IPv4-mapped shown as IPv4
   std::uint16_t port() const;
   bool is_loopback() const;
-  std::string display() const;    ///< Allegro's "localhost/54505" form
+  std::string display() const;  ///< Allegro's "localhost/54505" form
 };
 
 /// What a connected socket is, apart from its buffer: handed over whole to TLS.

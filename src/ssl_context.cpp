@@ -1,17 +1,17 @@
 // Building an SSL_CTX from ssl_options: certificates, keys, trust, versions, ciphers, ALPN.
 // Every problem is reported here as a config_error naming the file or option, before any
 // connection exists.
-#include "context_state.hpp"
-#include "tls_impl.hpp"
-
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <sstream>
-#include <sys/stat.h>
+
+#include "context_state.hpp"
+#include "tls_impl.hpp"
 
 namespace sslstream {
 namespace detail {
@@ -55,9 +55,9 @@ std::string read_file(const std::string& path, const char* what) {
   struct stat st {};
   if (!in || (::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode))) {
     int err = in ? EISDIR : errno;
-    throw config_error(errc::bad_file, "bad-file",
-                       std::string("cannot open ") + what + " file '" + path +
-                           "': " + std::strerror(err));
+    throw config_error(
+        errc::bad_file, "bad-file",
+        std::string("cannot open ") + what + " file '" + path + "': " + std::strerror(err));
   }
   std::ostringstream s;
   s << in.rdbuf();
@@ -88,12 +88,14 @@ void load_certificate_and_key(SSL_CTX* ctx, const ssl_options& o) {
   if (pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos ||
       SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1)
     fail(errc::bad_certificate, "bad-certificate",
-         "no usable PEM certificate in '" + cert + "' (expected a '-----BEGIN CERTIFICATE-----' block)");
+         "no usable PEM certificate in '" + cert +
+             "' (expected a '-----BEGIN CERTIFICATE-----' block)");
   for (const auto& extra : o.other_certificates) {
     read_file(extra, "chain certificate");
     for (const auto& c : x509_certificate::load_pem_chain(extra))
       if (SSL_CTX_add1_chain_cert(ctx, static_cast<X509*>(c.native_handle())) != 1)
-        fail(errc::bad_certificate, "bad-certificate", "cannot add chain certificate from '" + extra + "'");
+        fail(errc::bad_certificate, "bad-certificate",
+             "cannot add chain certificate from '" + extra + "'");
   }
 
   const std::string& key_path = o.key.empty() ? cert : o.key;
@@ -134,9 +136,11 @@ void load_trust(SSL_CTX* ctx, const ssl_options& o, bool server) {
                            "CA directory '" + o.ca_directory + "' is not a directory");
     }
     if (SSL_CTX_load_verify_locations(ctx, o.ca_file.empty() ? nullptr : o.ca_file.c_str(),
-                                      o.ca_directory.empty() ? nullptr : o.ca_directory.c_str()) != 1)
-      fail(errc::bad_certificate, "bad-certificate",
-           "no usable CA certificate in '" + (o.ca_file.empty() ? o.ca_directory : o.ca_file) + "'");
+                                      o.ca_directory.empty() ? nullptr : o.ca_directory.c_str()) !=
+        1)
+      fail(
+          errc::bad_certificate, "bad-certificate",
+          "no usable CA certificate in '" + (o.ca_file.empty() ? o.ca_directory : o.ca_file) + "'");
     if (server && !o.ca_file.empty()) {
       // Tell clients which CAs we accept, so they pick the right certificate.
       if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.ca_file.c_str()))
@@ -156,8 +160,9 @@ void load_trust(SSL_CTX* ctx, const ssl_options& o, bool server) {
     }
     ERR_clear_error();
     if (count == 0)
-      throw config_error(errc::bad_certificate, "bad-certificate",
-                         "no PEM CRL in '" + o.crl_file + "' (expected '-----BEGIN X509 CRL-----')");
+      throw config_error(
+          errc::bad_certificate, "bad-certificate",
+          "no PEM CRL in '" + o.crl_file + "' (expected '-----BEGIN X509 CRL-----')");
   }
   if (o.crl_check) X509_STORE_set_flags(SSL_CTX_get_cert_store(ctx), X509_V_FLAG_CRL_CHECK);
 }
@@ -179,9 +184,9 @@ int alpn_select(SSL* ssl, const unsigned char** out, unsigned char* outlen, cons
   const auto& st = context_state::of(ssl);
   unsigned char* sel = nullptr;
   // Server preference order; no overlap is a fatal no_application_protocol (RFC 7301 §3.2).
-  if (SSL_select_next_proto(&sel, outlen, reinterpret_cast<const unsigned char*>(st.alpn_wire.data()),
-                            static_cast<unsigned int>(st.alpn_wire.size()), in,
-                            inlen) != OPENSSL_NPN_NEGOTIATED)
+  if (SSL_select_next_proto(
+          &sel, outlen, reinterpret_cast<const unsigned char*>(st.alpn_wire.data()),
+          static_cast<unsigned int>(st.alpn_wire.size()), in, inlen) != OPENSSL_NPN_NEGOTIATED)
     return SSL_TLSEXT_ERR_ALERT_FATAL;
   *out = sel;
   return SSL_TLSEXT_ERR_OK;
@@ -228,7 +233,8 @@ ssl_context make_context(const ssl_options& o, bool server) {
   const std::string ciphers =
       o.ciphers.empty() ? "ECDHE+AESGCM:ECDHE+CHACHA20:DHE+AESGCM:DHE+CHACHA20:!aNULL" : o.ciphers;
   if (SSL_CTX_set_cipher_list(ctx, ciphers.c_str()) != 1)
-    fail(errc::bad_option, "bad-option", "no usable cipher in the list '" + ciphers + "' (ssl_options::ciphers)");
+    fail(errc::bad_option, "bad-option",
+         "no usable cipher in the list '" + ciphers + "' (ssl_options::ciphers)");
   if (!o.ciphersuites.empty() && SSL_CTX_set_ciphersuites(ctx, o.ciphersuites.c_str()) != 1)
     fail(errc::bad_option, "bad-option",
          "no usable TLS 1.3 suite in '" + o.ciphersuites + "' (ssl_options::ciphersuites)");
@@ -258,7 +264,8 @@ ssl_context make_context(const ssl_options& o, bool server) {
   if (o.keylog) SSL_CTX_set_keylog_callback(ctx, keylog_cb);
 
   if (server) {
-    // Needed for resumption when client certificates are requested (SSL_CTX_set_session_id_context(3)).
+    // Needed for resumption when client certificates are requested
+    // (SSL_CTX_set_session_id_context(3)).
     static const unsigned char sid[] = "sslstream";
     SSL_CTX_set_session_id_context(ctx, sid, sizeof sid - 1);
   } else {
@@ -271,8 +278,12 @@ ssl_context make_context(const ssl_options& o, bool server) {
 
 }  // namespace
 
-ssl_context make_ssl_server_context(const ssl_options& options) { return make_context(options, true); }
-ssl_context make_ssl_client_context(const ssl_options& options) { return make_context(options, false); }
+ssl_context make_ssl_server_context(const ssl_options& options) {
+  return make_context(options, true);
+}
+ssl_context make_ssl_client_context(const ssl_options& options) {
+  return make_context(options, false);
+}
 
 bool ssl_context::is_server() const noexcept { return s_->server; }
 const ssl_options& ssl_context::options() const noexcept { return s_->options; }

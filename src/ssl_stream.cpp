@@ -1,8 +1,8 @@
 // ssl_stream: the std::iostream face of the TLS engine, its factories and its accessors.
-#include "tls_impl.hpp"
-
 #include <ostream>
 #include <stdexcept>
+
+#include "tls_impl.hpp"
 
 namespace sslstream {
 
@@ -47,7 +47,8 @@ ssl_stream::ssl_stream(std::unique_ptr<tls_impl> impl)
   exceptions(std::ios::badbit);  // I/O failures reach the caller as the exception itself
 }
 
-ssl_stream::ssl_stream(ssl_stream&& o) noexcept : std::iostream(std::move(o)), impl_(std::move(o.impl_)) {
+ssl_stream::ssl_stream(ssl_stream&& o) noexcept
+    : std::iostream(std::move(o)), impl_(std::move(o.impl_)) {
   set_rdbuf(impl_ ? &impl_->buf : nullptr);
   o.exceptions(std::ios::goodbit);
   o.rdbuf(nullptr);
@@ -138,7 +139,7 @@ void ssl_stream::shutdown(direction d) {
   if (!t.parts.fd) throw std::logic_error("sslstream: shutdown on a closed ssl_stream");
   if (d == direction::output) {
     t.shutdown_output(detail::deadline_after(t.parts.timeout.count() > 0 ? t.parts.timeout
-                                                                          : default_close_timeout));
+                                                                         : default_close_timeout));
   } else {
     t.input_shut = true;
   }
@@ -153,7 +154,9 @@ void ssl_stream::close() {
 
 bool ssl_stream::is_open() const noexcept { return impl_ && impl_->parts.fd; }
 void ssl_stream::set_timeout(std::chrono::milliseconds t) { checked(impl_).parts.timeout = t; }
-std::size_t ssl_stream::read_some(std::span<std::byte> b) { return checked(impl_).buf.read_some(b); }
+std::size_t ssl_stream::read_some(std::span<std::byte> b) {
+  return checked(impl_).buf.read_some(b);
+}
 void ssl_stream::write_all(std::span<const std::byte> d) { checked(impl_).buf.write_all(d); }
 std::string ssl_stream::local_host() const { return checked(impl_).parts.local.host(); }
 std::uint16_t ssl_stream::local_port() const { return checked(impl_).parts.local.port(); }

@@ -119,7 +119,8 @@ std::streamsize stream_buffer::xsputn(const char* s, std::streamsize n) {
   std::streamsize done = 0;
   while (done < n) {
     if (!out_ || pptr() == epptr()) overflow(traits_type::eof());
-    auto k = std::min(static_cast<std::size_t>(n - done), static_cast<std::size_t>(epptr() - pptr()));
+    auto k =
+        std::min(static_cast<std::size_t>(n - done), static_cast<std::size_t>(epptr() - pptr()));
     std::memcpy(pptr(), s + done, k);
     pbump(static_cast<int>(k));
     done += static_cast<std::streamsize>(k);

@@ -37,7 +37,8 @@ class stream_buffer final : public std::streambuf {
   void flush_output();
   bool has_output() const noexcept { return pptr() != pbase(); }
   std::span<const std::byte> pending_output() const noexcept {
-    return {reinterpret_cast<const std::byte*>(pbase()), static_cast<std::size_t>(pptr() - pbase())};
+    return {reinterpret_cast<const std::byte*>(pbase()),
+            static_cast<std::size_t>(pptr() - pbase())};
   }
   /// Takes the bytes read but not yet consumed (handed to TLS at STARTTLS).
   std::string take_input();

@@ -3,10 +3,10 @@
 #include "tls_impl.hpp"
 
 #include <openssl/x509v3.h>
+#include <poll.h>
 
 #include <cerrno>
 #include <cstring>
-#include <poll.h>
 
 namespace sslstream::detail {
 namespace {
@@ -26,11 +26,14 @@ std::string verify_hint(long code, const tls_impl& t) {
   switch (code) {
     case X509_V_ERR_DEPTH_ZERO_SELF_SIGNED_CERT:
     case X509_V_ERR_SELF_SIGNED_CERT_IN_CHAIN:
-      return "the " + side + "'s certificate is self-signed: trust it explicitly with ssl_options::ca_file";
+      return "the " + side +
+             "'s certificate is self-signed: trust it explicitly with ssl_options::ca_file";
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT_LOCALLY:
     case X509_V_ERR_UNABLE_TO_GET_ISSUER_CERT:
     case X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE:
-      return "the " + side + "'s certificate was issued by a CA that is not trusted here: add that CA with ssl_options::ca_file";
+      return "the " + side +
+             "'s certificate was issued by a CA that is not trusted here: add that CA with "
+             "ssl_options::ca_file";
     case X509_V_ERR_CERT_HAS_EXPIRED:
       return "the " + side + "'s certificate has expired: it must be renewed";
     case X509_V_ERR_CERT_NOT_YET_VALID:
@@ -40,7 +43,8 @@ std::string verify_hint(long code, const tls_impl& t) {
       return "the certificate is not for '" + t.session_key.substr(0, t.session_key.find('|')) +
              "': connect by a name the certificate lists, or set ssl_options::server_name";
     case X509_V_ERR_CERT_REVOKED: return "the certificate has been revoked by its CA";
-    case X509_V_ERR_UNABLE_TO_GET_CRL: return "no CRL for this CA: add it with ssl_options::crl_file";
+    case X509_V_ERR_UNABLE_TO_GET_CRL:
+      return "no CRL for this CA: add it with ssl_options::crl_file";
     case X509_V_ERR_CERT_CHAIN_TOO_LONG: return "the chain is longer than ssl_options::max_depth";
     default: return "";
   }
@@ -77,7 +81,8 @@ tls_impl::tls_impl(ssl_context c, connection_parts p, std::string preread)
   bio.preread = std::move(preread);
   ssl.reset(SSL_new(static_cast<SSL_CTX*>(ctx.native_handle())));
   BIO* b = ssl ? new_socket_bio(&bio) : nullptr;
-  if (!b) throw tls_error(errc::handshake_failed, "out-of-memory", "cannot create a TLS connection");
+  if (!b)
+    throw tls_error(errc::handshake_failed, "out-of-memory", "cannot create a TLS connection");
   SSL_set_bio(ssl.get(), b, b);
   SSL_set_ex_data(ssl.get(), ssl_ex_index(), this);
   server ? SSL_set_accept_state(ssl.get()) : SSL_set_connect_state(ssl.get());
@@ -86,35 +91,41 @@ tls_impl::tls_impl(ssl_context c, connection_parts p, std::string preread)
   const ssl_options& o = ctx.options();
   // The name checked and sent: the caller's, else the host the socket connected to, else the
   // address it is connected to.
-  std::string name = !o.server_name.empty()    ? o.server_name
+  std::string name = !o.server_name.empty()     ? o.server_name
                      : !parts.host_name.empty() ? parts.host_name
                                                 : parts.remote.host();
   verify_mode mode = o.verify.value_or(verify_mode::required);
   verify_optional = mode == verify_mode::optional;
   bool ip = is_ip_address(name);
-  if (!ip) SSL_set_tlsext_host_name(ssl.get(), name.c_str());  // SNI is for names only (RFC 6066 §3)
+  if (!ip)
+    SSL_set_tlsext_host_name(ssl.get(), name.c_str());  // SNI is for names only (RFC 6066 §3)
   if (mode != verify_mode::none) {
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
     // Names are checked against the SAN only, as RFC 6125 §6.4.4 and browsers require: a
     // certificate naming its host only in the CN is rejected.
-    X509_VERIFY_PARAM_set_hostflags(param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS |
-                                               X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
+    X509_VERIFY_PARAM_set_hostflags(
+        param, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT);
     int ok = ip ? X509_VERIFY_PARAM_set1_ip_asc(param, name.c_str())
                 : X509_VERIFY_PARAM_set1_host(param, name.c_str(), name.size());
     if (ok != 1)
-      throw config_error(errc::bad_option, "bad-option", "cannot verify against server name '" + name + "'");
+      throw config_error(errc::bad_option, "bad-option",
+                         "cannot verify against server name '" + name + "'");
   }
   session_key = name + "|" + parts.remote.host() + "|" + std::to_string(parts.remote.port());
-  if (auto s = context_state::of(ssl.get()).find_session(session_key)) SSL_set_session(ssl.get(), s.get());
+  if (auto s = context_state::of(ssl.get()).find_session(session_key))
+    SSL_set_session(ssl.get(), s.get());
   ERR_clear_error();
 }
 
 tls_impl::~tls_impl() = default;
 
-tls_impl* tls_impl::of(const SSL* s) { return static_cast<tls_impl*>(SSL_get_ex_data(s, ssl_ex_index())); }
+tls_impl* tls_impl::of(const SSL* s) {
+  return static_cast<tls_impl*>(SSL_get_ex_data(s, ssl_ex_index()));
+}
 
 int tls_impl::verify_cb(int ok, X509_STORE_CTX* store) {
-  auto* s = static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  auto* s =
+      static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
   tls_impl* t = s ? of(s) : nullptr;
   if (!ok && t && t->failed_code == 0) {
     t->failed_code = X509_STORE_CTX_get_error(store);
@@ -160,14 +171,17 @@ void tls_impl::fail(int ssl_error, op_kind kind) {
   std::string queue = drain_errors();
   const char* what = op_name(static_cast<int>(kind));
   bool eof = ssl_error == SSL_ERROR_SYSCALL ||
-             (ERR_GET_LIB(first) == ERR_LIB_SSL && ERR_GET_REASON(first) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+             (ERR_GET_LIB(first) == ERR_LIB_SSL &&
+              ERR_GET_REASON(first) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
   try {
     if (eof && bio.last_errno != 0) {
-      throw_socket_error(bio.last_errno, std::string(what) + (in_handshake ? "" : " after the handshake"));
+      throw_socket_error(bio.last_errno,
+                         std::string(what) + (in_handshake ? "" : " after the handshake"));
     } else if (eof && in_handshake) {
       throw tls_error(errc::handshake_failed, "handshake-failed",
-                      std::string(what) + " failed: the peer closed the connection during the "
-                                          "handshake (is it speaking TLS, and does it accept ours?)");
+                      std::string(what) +
+                          " failed: the peer closed the connection during the "
+                          "handshake (is it speaking TLS, and does it accept ours?)");
     } else if (eof) {
       throw tls_error(errc::truncated, "truncated",
                       "the peer closed the connection without a TLS close_notify: the data may "
@@ -198,7 +212,8 @@ void tls_impl::handshake() {
   std::lock_guard lk(handshake_mutex_);
   if (handshake_done()) return;
   if (!parts.fd) throw std::logic_error("sslstream: the ssl_stream is closed");
-  perform([](SSL* s) { return SSL_do_handshake(s); }, deadline_after(parts.timeout), op_kind::handshake);
+  perform([](SSL* s) { return SSL_do_handshake(s); }, deadline_after(parts.timeout),
+          op_kind::handshake);
   handshake_done_.store(true, std::memory_order_release);
 }
 
@@ -234,14 +249,20 @@ void tls_impl::shutdown_output(const deadline& until) {
       std::chrono::milliseconds v;
       ~restore() { t.parts.timeout = v; }
     } r{*this, saved};
-    if (until) parts.timeout = std::max(std::chrono::milliseconds(1),
-                                        std::chrono::ceil<std::chrono::milliseconds>(*until - clock::now()));
+    if (until)
+      parts.timeout = std::max(std::chrono::milliseconds(1),
+                               std::chrono::ceil<std::chrono::milliseconds>(*until - clock::now()));
     buf.flush_output();
   }
   handshake();
   // SSL_shutdown returns 0 once our close_notify is out but the peer's is not in yet: that is
   // all we wait for (the peer may go on sending: TLS half close).
-  perform([](SSL* s) { int r = SSL_shutdown(s); return r < 0 ? r : 1; }, until, op_kind::shutdown);
+  perform(
+      [](SSL* s) {
+        int r = SSL_shutdown(s);
+        return r < 0 ? r : 1;
+      },
+      until, op_kind::shutdown);
   close_notify_sent_ = true;
   output_shut = true;
 }
@@ -250,7 +271,7 @@ void tls_impl::close(const deadline& until) {
   if (!parts.fd) return;
   struct closer {
     tls_impl& t;
-    ~closer() { t.parts.fd.reset(); }
+    ~closer() { close_gracefully(t.parts.fd); }
   } c{*this};
   bool broken;
   {
@@ -283,7 +304,7 @@ void tls_impl::close_noexcept() noexcept {
   } catch (...) {
   }
   buf.discard_output();
-  parts.fd.reset();
+  close_gracefully(parts.fd);
 }
 
 }  // namespace sslstream::detail

@@ -6,15 +6,14 @@
 // stop a writer. The handshake runs once, under `handshake_mutex`, before either proceeds.
 #pragma once
 
-#include "context_state.hpp"
-#include "socket_impl.hpp"
-#include "stream_buffer.hpp"
-
-#include <sslstream/ssl_stream.hpp>
-
 #include <atomic>
 #include <exception>
 #include <mutex>
+#include <sslstream/ssl_stream.hpp>
+
+#include "context_state.hpp"
+#include "socket_impl.hpp"
+#include "stream_buffer.hpp"
 
 namespace sslstream::detail {
 

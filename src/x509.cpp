@@ -1,16 +1,15 @@
 // x509_certificate: read-only accessors over an X509*.
-#include "ossl.hpp"
-
-#include <sslstream/error.hpp>
-#include <sslstream/x509.hpp>
-
+#include <arpa/inet.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
-#include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <sslstream/error.hpp>
+#include <sslstream/x509.hpp>
+
+#include "ossl.hpp"
 
 namespace sslstream {
 namespace {
@@ -79,9 +78,9 @@ std::vector<x509_certificate> read_pem(BIO* b, const std::string& origin) {
   }
   ERR_clear_error();  // the loop always ends with a "no start line" error
   if (out.empty())
-    throw config_error(errc::bad_certificate, "bad-certificate",
-                       "no PEM certificate in " + origin +
-                           " (expected a '-----BEGIN CERTIFICATE-----' block)");
+    throw config_error(
+        errc::bad_certificate, "bad-certificate",
+        "no PEM certificate in " + origin + " (expected a '-----BEGIN CERTIFICATE-----' block)");
   return out;
 }
 

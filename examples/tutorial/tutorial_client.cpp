@@ -4,9 +4,8 @@
 //
 // Unlike Allegro, sslstream verifies the server by default. The sample certificate is
 // self-signed, so the client trusts it explicitly by naming it as its CA file.
-#include <sslstream/sslstream.hpp>
-
 #include <iostream>
+#include <sslstream/sslstream.hpp>
 #include <string>
 
 int main(int argc, char** argv) try {
@@ -17,7 +16,8 @@ int main(int argc, char** argv) try {
   auto port = static_cast<std::uint16_t>(std::stoul(argv[1]));
 
   // (setq act (socket:make-socket :remote-host "localhost" :remote-port 54505))
-  auto act = sslstream::make_socket(sslstream::active{.remote_host = "localhost", .remote_port = port});
+  auto act =
+      sslstream::make_socket(sslstream::active{.remote_host = "localhost", .remote_port = port});
   std::cout << act << std::endl;
 
   // (setq ssl-client (socket:make-ssl-client-stream act))

@@ -4,9 +4,8 @@
 //   terminal 2: ./tutorial_client 54505
 //
 // Optional second argument: the certificate+key file (default: the sample examples/ssl/server.pem).
-#include <sslstream/sslstream.hpp>
-
 #include <iostream>
+#include <sslstream/sslstream.hpp>
 
 int main(int argc, char** argv) try {
   std::string pem = argc > 1 ? argv[1] : SSLSTREAM_SAMPLE_PEM;

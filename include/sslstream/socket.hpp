@@ -21,8 +21,6 @@
 // may call read_some while another calls write_all; anything else needs external locking.
 #pragma once
 
-#include <sslstream/error.hpp>
-
 #include <chrono>
 #include <cstdint>
 #include <iosfwd>
@@ -30,6 +28,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <sslstream/error.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,20 +40,20 @@ enum class direction { input, output };
 
 /// Options of a listening socket (Allegro make-socket :connect :passive).
 struct passive {
-  std::string local_host;         ///< interface address or name; empty = all (IPv6 and IPv4)
-  std::uint16_t local_port = 0;   ///< 0 = chosen by the OS
-  int backlog = 4096;             ///< listen queue length (the kernel caps it at somaxconn)
-  bool reuse_address = true;      ///< SO_REUSEADDR, so a restarted server can bind at once
-  bool nodelay = true;            ///< TCP_NODELAY on accepted connections
-  bool keepalive = false;         ///< SO_KEEPALIVE on accepted connections
+  std::string local_host;        ///< interface address or name; empty = all (IPv6 and IPv4)
+  std::uint16_t local_port = 0;  ///< 0 = chosen by the OS
+  int backlog = 4096;            ///< listen queue length (the kernel caps it at somaxconn)
+  bool reuse_address = true;     ///< SO_REUSEADDR, so a restarted server can bind at once
+  bool nodelay = true;           ///< TCP_NODELAY on accepted connections
+  bool keepalive = false;        ///< SO_KEEPALIVE on accepted connections
 };
 
 /// Options of an outgoing connection (Allegro make-socket :remote-host ...).
 struct active {
-  std::string remote_host;        ///< name or address; every address it resolves to is tried
+  std::string remote_host;  ///< name or address; every address it resolves to is tried
   std::uint16_t remote_port = 0;
-  std::string local_host;         ///< bind to this local address first (empty = any)
-  std::uint16_t local_port = 0;   ///< bind to this local port first (0 = any)
+  std::string local_host;        ///< bind to this local address first (empty = any)
+  std::uint16_t local_port = 0;  ///< bind to this local port first (0 = any)
   std::chrono::milliseconds connect_timeout{30000};  ///< for all addresses together; 0 = none
   bool nodelay = true;
   bool keepalive = false;
@@ -72,7 +71,7 @@ class socket_stream : public std::iostream {
   socket_stream& operator=(socket_stream&& other) noexcept;
   ~socket_stream() override;
 
-  std::string local_host() const;   ///< numeric address, e.g. "127.0.0.1" or "::1"
+  std::string local_host() const;  ///< numeric address, e.g. "127.0.0.1" or "::1"
   std::uint16_t local_port() const;
   std::string remote_host() const;  ///< numeric address of the peer
   std::uint16_t remote_port() const;

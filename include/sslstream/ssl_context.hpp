@@ -22,11 +22,10 @@
 // and threads; copying it is cheap (a shared handle).
 #pragma once
 
-#include <sslstream/error.hpp>
-
 #include <functional>
 #include <memory>
 #include <optional>
+#include <sslstream/error.hpp>
 #include <string>
 #include <string_view>
 #include <vector>

@@ -25,16 +25,15 @@
 // sslstream serialises the OpenSSL calls, never holding a lock while waiting on the socket.
 #pragma once
 
-#include <sslstream/socket.hpp>
-#include <sslstream/ssl_context.hpp>
-#include <sslstream/x509.hpp>
-
 #include <chrono>
 #include <iosfwd>
 #include <istream>
 #include <memory>
 #include <optional>
 #include <span>
+#include <sslstream/socket.hpp>
+#include <sslstream/ssl_context.hpp>
+#include <sslstream/x509.hpp>
 #include <string>
 
 namespace sslstream {

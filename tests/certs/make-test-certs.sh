@@ -36,6 +36,7 @@ policy = anything
 copy_extensions = none
 unique_subject = no
 [anything]
+organizationName = optional
 commonName = supplied
 [leaf]
 basicConstraints = critical,CA:FALSE
