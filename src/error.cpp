@@ -41,11 +41,13 @@ error::error(std::error_code code, std::string identifier, const std::string& me
     : std::system_error(code, message), identifier_(std::move(identifier)), message_(message) {}
 
 verify_error::verify_error(long verify_code, std::string verify_text,
-                           std::string certificate_subject, const std::string& message)
+                           std::string certificate_subject, std::string certificate_fingerprint,
+                           const std::string& message)
     : tls_error(errc::verify_failed, "verify-failed", message),
       verify_code_(verify_code),
       verify_text_(std::move(verify_text)),
-      subject_(std::move(certificate_subject)) {}
+      subject_(std::move(certificate_subject)),
+      fingerprint_(std::move(certificate_fingerprint)) {}
 
 std::string errno_identifier(int err) {
   switch (err) {

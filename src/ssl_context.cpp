@@ -82,14 +82,25 @@ int tls_number(tls_version v) {
   return 0;
 }
 
+/// Every certificate in PEM text, in order.
+std::vector<detail::x509_ptr> read_certificates(const std::string& pem) {
+  std::vector<detail::x509_ptr> out;
+  detail::bio_ptr b(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  while (X509* x = PEM_read_bio_X509(b.get(), nullptr, nullptr, nullptr)) out.emplace_back(x);
+  ERR_clear_error();  // the loop ends with "no start line"
+  return out;
+}
+
 void load_certificate_and_key(SSL_CTX* ctx, const ssl_options& o) {
-  const std::string& cert = o.certificate;
-  std::string pem = read_file(cert, "certificate");
-  if (pem.find("-----BEGIN CERTIFICATE-----") == std::string::npos ||
-      SSL_CTX_use_certificate_chain_file(ctx, cert.c_str()) != 1)
+  const bool in_memory = !o.certificate_pem.empty();
+  const std::string cert = in_memory ? std::string("ssl_options::certificate_pem") : o.certificate;
+  std::string pem = in_memory ? o.certificate_pem : read_file(cert, "certificate");
+  auto chain = read_certificates(pem);
+  if (chain.empty() || SSL_CTX_use_certificate(ctx, chain[0].get()) != 1)
     fail(errc::bad_certificate, "bad-certificate",
          "no usable PEM certificate in '" + cert +
              "' (expected a '-----BEGIN CERTIFICATE-----' block)");
+  for (std::size_t i = 1; i < chain.size(); ++i) SSL_CTX_add1_chain_cert(ctx, chain[i].get());
   for (const auto& extra : o.other_certificates) {
     read_file(extra, "chain certificate");
     for (const auto& c : x509_certificate::load_pem_chain(extra))
@@ -127,6 +138,16 @@ void load_certificate_and_key(SSL_CTX* ctx, const ssl_options& o) {
 }
 
 void load_trust(SSL_CTX* ctx, const ssl_options& o, bool server) {
+  if (!o.ca_pem.empty()) {
+    auto cas = read_certificates(o.ca_pem);
+    if (cas.empty())
+      throw config_error(errc::bad_certificate, "bad-certificate",
+                         "no PEM certificate in ssl_options::ca_pem");
+    for (auto& ca : cas) {
+      X509_STORE_add_cert(SSL_CTX_get_cert_store(ctx), ca.get());
+      if (server) SSL_CTX_add_client_CA(ctx, ca.get());
+    }
+  }
   if (!o.ca_file.empty() || !o.ca_directory.empty()) {
     if (!o.ca_file.empty()) read_file(o.ca_file, "CA");
     if (!o.ca_directory.empty()) {
@@ -146,7 +167,7 @@ void load_trust(SSL_CTX* ctx, const ssl_options& o, bool server) {
       if (STACK_OF(X509_NAME)* names = SSL_load_client_CA_file(o.ca_file.c_str()))
         SSL_CTX_set_client_CA_list(ctx, names);
     }
-  } else if (SSL_CTX_set_default_verify_paths(ctx) != 1) {
+  } else if (o.ca_pem.empty() && SSL_CTX_set_default_verify_paths(ctx) != 1) {
     fail(errc::bad_file, "bad-file", "cannot load the system trust store");
   }
   if (!o.crl_file.empty()) {
@@ -239,13 +260,14 @@ ssl_context make_context(const ssl_options& o, bool server) {
     fail(errc::bad_option, "bad-option",
          "no usable TLS 1.3 suite in '" + o.ciphersuites + "' (ssl_options::ciphersuites)");
 
-  if (server && o.certificate.empty())
+  if (server && o.certificate.empty() && o.certificate_pem.empty())
     throw config_error(errc::bad_certificate, "bad-certificate",
                        "a TLS server needs a certificate: set ssl_options::certificate");
-  if (!o.certificate.empty()) load_certificate_and_key(ctx, o);
+  if (!o.certificate.empty() || !o.certificate_pem.empty()) load_certificate_and_key(ctx, o);
 
   verify_mode mode = o.verify.value_or(server ? verify_mode::none : verify_mode::required);
-  if (mode != verify_mode::none || !o.ca_file.empty() || !o.ca_directory.empty())
+  if (mode != verify_mode::none || !o.ca_file.empty() || !o.ca_directory.empty() ||
+      !o.ca_pem.empty())
     load_trust(ctx, o, server);
   int flags = SSL_VERIFY_NONE;
   if (mode != verify_mode::none) flags = SSL_VERIFY_PEER;

@@ -16,10 +16,6 @@ int ssl_ex_index() {
   return idx;
 }
 
-std::string name_of(X509* cert) {
-  return cert ? x509_certificate::from_native(cert).subject() : std::string("?");
-}
-
 /// What to do about a verification failure, in words.
 std::string verify_hint(long code, const tls_impl& t) {
   std::string side = t.server ? "client" : "server";
@@ -130,7 +126,11 @@ int tls_impl::verify_cb(int ok, X509_STORE_CTX* store) {
   if (!ok && t && t->failed_code == 0) {
     t->failed_code = X509_STORE_CTX_get_error(store);
     t->failed_depth = X509_STORE_CTX_get_error_depth(store);
-    t->failed_subject = name_of(X509_STORE_CTX_get_current_cert(store));
+    if (X509* cert = X509_STORE_CTX_get_current_cert(store)) {
+      auto c = x509_certificate::from_native(cert);
+      t->failed_subject = c.subject();
+      t->failed_fingerprint = c.fingerprint_sha256();
+    }
   }
   return (t && t->verify_optional) ? 1 : ok;
 }
@@ -191,7 +191,7 @@ void tls_impl::fail(int ssl_error, op_kind kind) {
     if (in_handshake && v != X509_V_OK && failed_code != 0) {
       std::string text = X509_verify_cert_error_string(v);
       std::string hint = verify_hint(v, *this);
-      throw verify_error(v, text, failed_subject,
+      throw verify_error(v, text, failed_subject, failed_fingerprint,
                          "certificate verify failed: " + text + " (certificate '" + failed_subject +
                              "')" + (hint.empty() ? "" : ": " + hint));
     }

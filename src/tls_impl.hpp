@@ -52,6 +52,7 @@ class tls_impl final : public transport {
   long failed_code = 0;
   int failed_depth = -1;
   std::string failed_subject;
+  std::string failed_fingerprint;
 
  private:
   enum class op_kind { handshake, read, write, shutdown };

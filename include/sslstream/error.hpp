@@ -77,15 +77,18 @@ class tls_error : public error {
 class verify_error : public tls_error {
  public:
   verify_error(long verify_code, std::string verify_text, std::string certificate_subject,
-               const std::string& message);
+               std::string certificate_fingerprint, const std::string& message);
   long verify_code() const noexcept { return verify_code_; }
   const std::string& verify_text() const noexcept { return verify_text_; }
   const std::string& certificate_subject() const noexcept { return subject_; }
+  /// SHA-256 of the certificate that failed, lower-case hex (what a pin would name).
+  const std::string& certificate_fingerprint() const noexcept { return fingerprint_; }
 
  private:
   long verify_code_;
   std::string verify_text_;
   std::string subject_;
+  std::string fingerprint_;
 };
 
 /// The Allegro-style identifier of an errno value ("connection-refused" for ECONNREFUSED...),

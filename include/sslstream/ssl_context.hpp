@@ -45,6 +45,8 @@ struct ssl_options {
   std::string certificate;           ///< PEM: certificate, then its chain, then optionally its key
   std::string key;                   ///< PEM private key; empty = the key is in `certificate`
   std::string certificate_password;  ///< password of an encrypted key
+  /// PEM text used instead of the `certificate` file (certificate, chain, optionally the key).
+  std::string certificate_pem;
   std::vector<std::string> other_certificates;  ///< PEM files of extra chain certificates
   tls_version min_version = tls_version::tls1_2;
   tls_version max_version = tls_version::tls1_3;
@@ -52,6 +54,7 @@ struct ssl_options {
   int max_depth = 100;                ///< longest chain accepted
   std::string ca_file;                ///< PEM file of trusted CAs (replaces the system store)
   std::string ca_directory;           ///< OpenSSL hashed directory of trusted CAs
+  std::string ca_pem;                 ///< PEM text of trusted CAs, added to ca_file / ca_directory
   std::string ciphers;       ///< OpenSSL cipher list for TLS <= 1.2; empty = the secure default
   std::string ciphersuites;  ///< TLS 1.3 suites, e.g. "TLS_AES_128_GCM_SHA256"; empty = OpenSSL's
   bool crl_check = false;    ///< check the peer's certificate against the CRLs

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# The whole test suite: a warnings-as-errors build and its tests, the install check
+# (find_package, add_subdirectory, pkg-config), an ASan+UBSan build of the tests, a TSan build
+# of the threaded tests, and the clang-format check. Run from anywhere; builds under build/.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+jobs=$(nproc)
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "build and test (RelWithDebInfo, -Werror)"
+cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
+cmake --build build/release -j "$jobs"
+ctest --test-dir build/release -j "$jobs" --output-on-failure --timeout 600
+
+step "install, then consume with find_package, add_subdirectory and pkg-config"
+rm -rf build/prefix build/consumer-*
+cmake --install build/release --prefix "$root/build/prefix" > /dev/null
+cmake -S tests/consumer -B build/consumer-find -DCMAKE_PREFIX_PATH="$root/build/prefix" > /dev/null
+cmake --build build/consumer-find -j "$jobs" > /dev/null
+build/consumer-find/consumer
+cmake -S tests/consumer -B build/consumer-sub -DSSLSTREAM_SOURCE_DIR="$root" > /dev/null
+cmake --build build/consumer-sub -j "$jobs" > /dev/null
+build/consumer-sub/consumer
+PKG_CONFIG_PATH="$root/build/prefix/lib/pkgconfig" \
+  c++ tests/consumer/consumer.cpp $(PKG_CONFIG_PATH="$root/build/prefix/lib/pkgconfig" pkg-config --cflags --libs sslstream) \
+  -o build/consumer-pkgconfig
+build/consumer-pkgconfig
+
+step "ASan + UBSan build of every test"
+cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DSSLSTREAM_SANITIZE=address,undefined > /dev/null
+cmake --build build/asan -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  ctest --test-dir build/asan -j "$jobs" --output-on-failure --timeout 900
+
+step "TSan build of the threaded tests"
+cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSSLSTREAM_SANITIZE=thread > /dev/null
+cmake --build build/tsan -j "$jobs" --target test_threads test_stream_semantics test_tls_matrix
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  ctest --test-dir build/tsan -j "$jobs" --output-on-failure --timeout 900 -L 'threads|stream_semantics|tls_matrix'
+
+step "clang-format"
+files=$(git ls-files '*.cpp' '*.hpp')
+clang-format --dry-run --Werror $files
+
+echo
+echo "all test stages passed"

@@ -1,0 +1,86 @@
+// sslstream cert: a self-signed certificate followed by its key, ready for `listen --cert`.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+
+#include "cli.hpp"
+
+namespace cli {
+
+using namespace sslstream;
+
+namespace {
+
+struct cert_flags {
+  std::string out;
+  std::string cn = "localhost";
+  std::string san;
+  int days = 365;
+  std::string key_type = "rsa2048";
+  bool quiet = false;
+};
+
+int run(const cert_flags& f) {
+  phase at = phase::setup;
+  return guarded("cert", at, nullptr, [&] {
+    self_signed_options o;
+    o.common_name = f.cn;
+    o.days = f.days;
+    o.key = f.key_type == "ec256" ? self_signed_options::key_type::ec256
+                                  : self_signed_options::key_type::rsa2048;
+    if (!f.san.empty()) {
+      o.alt_names.clear();
+      std::string cur;
+      for (char c : f.san + ",") {
+        if (c == ',') {
+          if (!cur.empty()) o.alt_names.push_back(cur);
+          cur.clear();
+        } else if (c != ' ') {
+          cur += c;
+        }
+      }
+    } else {
+      o.alt_names = {f.cn};
+    }
+    std::string pem = make_self_signed_certificate(o);
+    // The file holds a private key: create it readable by its owner only, from the start.
+    int fd = ::open(f.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0 || ::fchmod(fd, 0600) != 0 ||
+        ::write(fd, pem.data(), pem.size()) != static_cast<ssize_t>(pem.size()) || ::close(fd) != 0)
+      throw config_error(errc::bad_file, "bad-file",
+                         "cannot write '" + f.out + "': " + std::strerror(errno));
+    if (!f.quiet) {
+      auto c = x509_certificate::from_pem(pem);
+      std::cerr << "wrote " << f.out << ": " << c.subject() << ", valid " << f.days
+                << " days, sha256:" << c.fingerprint_sha256() << '\n';
+    }
+    return ok;
+  });
+}
+
+}  // namespace
+
+void add_cert(CLI::App& app, int& status) {
+  auto f = std::make_shared<cert_flags>();
+  auto* sub =
+      app.add_subcommand("cert", "write a self-signed certificate followed by its key (mode 0600)");
+  sub->add_option("--out", f->out, "file to write")->required();
+  sub->add_option("--cn", f->cn, "common name (default localhost)");
+  sub->add_option(
+      "--san", f->san,
+      "subject alternative names, comma-separated: names and IP addresses (default: the CN)");
+  sub->add_option("--days", f->days, "validity in days (default 365)")->check(CLI::PositiveNumber);
+  sub->add_option("--key-type", f->key_type, "rsa2048 (default) or ec256")
+      ->check(CLI::IsMember({"rsa2048", "ec256"}));
+  sub->add_flag("-q,--quiet", f->quiet, "print nothing but errors");
+  sub->footer(
+      "Example:\n  sslstream cert --out server.pem --cn myhost --san myhost,127.0.0.1 && sslstream "
+      "listen --cert server.pem");
+  sub->callback([f, &status] { status = run(*f); });
+}
+
+}  // namespace cli

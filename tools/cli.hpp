@@ -1,0 +1,64 @@
+// The sslstream command-line tool: shared pieces of its subcommands (options, exit statuses,
+// error reporting). Uses only the library's public API.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <sslstream/sslstream.hpp>
+#include <string>
+
+namespace cli {
+
+/// Exit statuses (DESIGN.md §2).
+enum exit_status : int {
+  ok = 0,
+  other = 1,
+  usage = 2,       // bad usage, unusable options or files
+  no_connect = 3,  // could not connect or listen
+  handshake = 4,   // TLS handshake failed, verification included
+  broken = 5,      // the connection broke after the handshake
+};
+
+/// Where a command was when it failed: decides the exit status of a socket or TLS error.
+enum class phase { setup, connect, handshake, transfer };
+
+/// TLS options shared by listen, connect and info.
+struct tls_flags {
+  std::string cert, key, password, ca_file, ca_dir, min_version, max_version, ciphers, ciphersuites,
+      alpn, keylog, verify, server_name, pin;
+  bool insecure = false;
+  bool verbose = false;
+  bool quiet = false;
+  double idle_timeout = 0;
+};
+
+void add_tls_flags(CLI::App& app, tls_flags& f, bool server);
+/// Builds ssl_options from the flags; throws sslstream::config_error for a bad value.
+sslstream::ssl_options to_options(const tls_flags& f, bool server);
+std::chrono::milliseconds seconds(double s);
+
+/// Prints "sslstream CMD: message" on stderr and returns the exit status for the error.
+int report(const std::string& cmd, phase at, const std::exception& e, const tls_flags* flags);
+/// Runs `body`, turning any exception into one line on stderr and its exit status.
+int guarded(const std::string& cmd, const phase& at, const tls_flags* flags,
+            const std::function<int()>& body);
+
+/// -v: the handshake's details on stderr.
+void print_handshake(sslstream::ssl_stream& s, const std::string& who);
+
+/// Relays stdin to the stream and the stream to stdout, each direction on its own until it
+/// ends (TLS half close); returns once both are closed.
+void relay_stdio(sslstream::ssl_stream& s);
+
+/// Parses "sha256:HEX" (colons allowed, any case) into lower-case hex; throws on a bad pin.
+std::string parse_pin(const std::string& pin);
+
+// The subcommands.
+void add_listen(CLI::App& app, int& status);
+void add_connect(CLI::App& app, int& status);
+void add_info(CLI::App& app, int& status);
+void add_cert(CLI::App& app, int& status);
+void add_demo(CLI::App& app, int& status);
+
+}  // namespace cli

@@ -1,0 +1,260 @@
+// Shared by the subcommands: TLS flags, exit statuses, one-line errors, the stdio relay.
+#include <poll.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "cli.hpp"
+
+namespace cli {
+
+using namespace sslstream;
+
+std::chrono::milliseconds seconds(double s) {
+  return std::chrono::milliseconds(static_cast<long long>(s * 1000));
+}
+
+void add_tls_flags(CLI::App& app, tls_flags& f, bool server) {
+  app.add_option("--cert", f.cert,
+                 server ? "certificate (PEM), optionally followed by its key"
+                        : "client certificate (PEM) for mutual TLS");
+  app.add_option("--key", f.key, "private key (PEM) when it is not in the --cert file");
+  app.add_option("--password", f.password, "password of an encrypted private key");
+  if (server)
+    app.add_option("--verify", f.verify, "client certificates: none (default), optional, required")
+        ->check(CLI::IsMember({"none", "optional", "required"}));
+  else
+    app.add_option("--verify", f.verify, "verify the server: required (default) or none")
+        ->check(CLI::IsMember({"none", "required"}));
+  app.add_option("--ca-file", f.ca_file,
+                 "trusted CA certificates (PEM) instead of the system store");
+  app.add_option("--ca-dir", f.ca_dir, "trusted CA directory (OpenSSL hashed)");
+  app.add_option("--min-version", f.min_version, "lowest TLS version: 1.2 (default) or 1.3")
+      ->check(CLI::IsMember({"1.2", "1.3"}));
+  app.add_option("--max-version", f.max_version, "highest TLS version: 1.2 or 1.3 (default)")
+      ->check(CLI::IsMember({"1.2", "1.3"}));
+  app.add_option("--ciphers", f.ciphers, "OpenSSL cipher list for TLS 1.2");
+  app.add_option("--ciphersuites", f.ciphersuites, "TLS 1.3 cipher suites");
+  app.add_option("--alpn", f.alpn, "ALPN protocols, comma-separated, most preferred first");
+  app.add_option("--idle-timeout", f.idle_timeout, "drop the connection after S idle seconds")
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--keylog", f.keylog, "append TLS secrets to FILE (SSLKEYLOGFILE format)");
+  app.add_flag("-q,--quiet", f.quiet, "print nothing but errors");
+  app.add_flag("-v,--verbose", f.verbose, "print the handshake details on stderr");
+  if (!server) {
+    app.add_flag("--insecure", f.insecure, "do not verify the server (anyone can intercept)");
+    app.add_option("--server-name", f.server_name, "name to send (SNI) and verify");
+    app.add_option("--pin", f.pin,
+                   "accept exactly the certificate with this sha256:HEX fingerprint");
+  }
+}
+
+namespace {
+
+tls_version version(const std::string& v) {
+  return v == "1.3" ? tls_version::tls1_3 : tls_version::tls1_2;
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == sep) {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
+}
+
+}  // namespace
+
+std::string parse_pin(const std::string& pin) {
+  std::string p = pin;
+  if (p.rfind("sha256:", 0) == 0) p = p.substr(7);
+  std::string hex;
+  for (char c : p)
+    if (c != ':') hex += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos)
+    throw config_error(
+        errc::bad_option, "bad-option",
+        "--pin must be sha256: followed by 64 hex digits (as `sslstream info` prints it)");
+  return hex;
+}
+
+ssl_options to_options(const tls_flags& f, bool server) {
+  ssl_options o;
+  o.certificate = f.cert;
+  o.key = f.key;
+  o.certificate_password = f.password;
+  o.ca_file = f.ca_file;
+  o.ca_directory = f.ca_dir;
+  if (!f.min_version.empty()) o.min_version = version(f.min_version);
+  if (!f.max_version.empty()) o.max_version = version(f.max_version);
+  o.ciphers = f.ciphers;
+  o.ciphersuites = f.ciphersuites;
+  o.alpn = split(f.alpn, ',');
+  o.server_name = f.server_name;
+  if (f.verify == "none") o.verify = verify_mode::none;
+  if (f.verify == "optional") o.verify = verify_mode::optional;
+  if (f.verify == "required") o.verify = verify_mode::required;
+  if (!server && (f.insecure || !f.pin.empty())) o.verify = verify_mode::none;
+  if (!f.pin.empty()) parse_pin(f.pin);  // reject a malformed pin before connecting
+  if (!f.keylog.empty()) {
+    auto file = std::make_shared<std::ofstream>(f.keylog, std::ios::app);
+    if (!*file)
+      throw config_error(errc::bad_file, "bad-file",
+                         "cannot open key log file '" + f.keylog + "': " + std::strerror(errno));
+    auto m = std::make_shared<std::mutex>();
+    o.keylog = [file, m](std::string_view line) {
+      std::lock_guard lk(*m);
+      *file << line << '\n' << std::flush;
+    };
+  }
+  return o;
+}
+
+namespace {
+
+// The library names its options; the tool's users know its flags.
+std::string in_flag_words(std::string s) {
+  static const std::pair<const char*, const char*> words[] = {
+      {"ssl_options::ca_file", "--ca-file"},
+      {"ssl_options::server_name", "--server-name"},
+      {"ssl_options::certificate_password", "--password"},
+      {"ssl_options::certificate", "--cert"},
+      {"ssl_options::key", "--key"},
+      {"ssl_options::crl_file", "a CRL"},
+      {"ssl_options::ciphersuites", "--ciphersuites"},
+      {"ssl_options::ciphers", "--ciphers"},
+      {"ssl_options::max_depth", "the maximum chain depth"},
+      {"min_version / max_version", "--min-version / --max-version"},
+      {"ciphers / ciphersuites", "--ciphers / --ciphersuites"},
+      {"min_version", "--min-version"},
+  };
+  for (auto [from, to] : words)
+    for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos))
+      s.replace(pos, std::strlen(from), to);
+  return s;
+}
+
+}  // namespace
+
+int report(const std::string& cmd, phase at, const std::exception& e, const tls_flags*) {
+  int status = other;
+  std::string msg = in_flag_words(e.what());
+  if (auto* v = dynamic_cast<const verify_error*>(&e)) {
+    status = handshake;
+    long c = v->verify_code();
+    if (c == 18 || c == 19)  // self-signed leaf / self-signed root in the chain
+      msg = "certificate verify failed: the server's certificate is self-signed (" +
+            v->certificate_subject() +
+            "): pass --ca-file FILE to trust it, or --pin sha256:" + v->certificate_fingerprint() +
+            " to pin it";
+  } else if (dynamic_cast<const config_error*>(&e) ||
+             dynamic_cast<const std::invalid_argument*>(&e)) {
+    status = usage;
+  } else if (auto* t = dynamic_cast<const tls_error*>(&e)) {
+    status = (at == phase::transfer || t->code() == make_error_code(errc::truncated)) ? broken
+                                                                                      : handshake;
+  } else if (dynamic_cast<const socket_error*>(&e)) {
+    status = at == phase::transfer ? broken : at == phase::handshake ? handshake : no_connect;
+  }
+  std::cerr << "sslstream " << cmd << ": " << msg << '\n';
+  return status;
+}
+
+int guarded(const std::string& cmd, const phase& at, const tls_flags* flags,
+            const std::function<int()>& body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    return report(cmd, at, e, flags);
+  }
+}
+
+void print_handshake(ssl_stream& s, const std::string& who) {
+  std::cerr << who << ": " << s.protocol_version() << ' ' << s.cipher();
+  if (auto a = s.alpn_protocol(); !a.empty()) std::cerr << ", ALPN " << a;
+  if (s.session_reused()) std::cerr << ", resumed";
+  std::cerr << '\n';
+  if (auto c = s.peer_certificate())
+    std::cerr << who << ": peer " << c->subject() << " (issuer " << c->issuer()
+              << ", sha256:" << c->fingerprint_sha256() << ")\n";
+  else
+    std::cerr << who << ": the peer sent no certificate\n";
+  auto v = s.verify_result();
+  std::cerr << who << ": verify result " << v.code << " (" << v.text << ")\n";
+}
+
+namespace {
+
+void write_fd(int fd, const std::byte* p, std::size_t n) {
+  while (n > 0) {
+    auto w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      throw std::system_error(errno, std::generic_category(), "write to standard output");
+    }
+    p += w;
+    n -= static_cast<std::size_t>(w);
+  }
+}
+
+}  // namespace
+
+void relay_stdio(ssl_stream& s) {
+  int stop[2];
+  if (::pipe(stop) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
+  std::exception_ptr up_error;
+  // stdin -> peer, then close_notify at the end of stdin. It also watches `stop`, so it can be
+  // ended when the other direction fails while stdin is still open.
+  std::thread up([&] {
+    try {
+      std::vector<std::byte> buf(1 << 16);
+      for (;;) {
+        pollfd p[2] = {{0, POLLIN, 0}, {stop[0], POLLIN, 0}};
+        if (::poll(p, 2, -1) < 0) {
+          if (errno == EINTR) continue;
+          throw std::system_error(errno, std::generic_category(), "poll");
+        }
+        if (p[1].revents) return;
+        auto n = ::read(0, buf.data(), buf.size());
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) throw std::system_error(errno, std::generic_category(), "read standard input");
+        if (n == 0) break;
+        s.write_all(std::span(buf).first(static_cast<std::size_t>(n)));
+      }
+      s.shutdown(direction::output);
+    } catch (...) {
+      up_error = std::current_exception();
+    }
+  });
+  // peer -> stdout until the peer's close_notify. A failure here ends both directions; a clean
+  // end waits for stdin's end too, so neither direction cuts the other short.
+  std::exception_ptr down_error;
+  try {
+    std::vector<std::byte> buf(1 << 16);
+    while (auto n = s.read_some(buf)) write_fd(1, buf.data(), n);
+  } catch (...) {
+    down_error = std::current_exception();
+    char c = 0;
+    (void)!::write(stop[1], &c, 1);
+  }
+  up.join();
+  ::close(stop[0]);
+  ::close(stop[1]);
+  if (down_error) std::rethrow_exception(down_error);
+  if (up_error) std::rethrow_exception(up_error);
+}
+
+}  // namespace cli

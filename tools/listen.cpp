@@ -1,0 +1,162 @@
+// sslstream listen: a TLS server for one connection (relayed to stdin/stdout) or, with
+// --keep-open, for many at once (each echoed, or its bytes copied to stdout).
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <mutex>
+#include <thread>
+
+#include "cli.hpp"
+
+namespace cli {
+
+using namespace sslstream;
+
+namespace {
+
+struct listen_flags {
+  std::string host;
+  std::uint16_t port = 0;
+  std::string port_file;
+  bool keep_open = false;
+  bool echo = false;
+  unsigned max_connections = 0;
+  double handshake_timeout = 30;
+  tls_flags tls;
+};
+
+void write_port_file(const std::string& path, std::uint16_t port) {
+  // Write then rename, so a script polling for the file never reads half of it.
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp);
+    out << port << '\n';
+    if (!out.flush())
+      throw config_error(errc::bad_file, "bad-file", "cannot write --port-file '" + path + "'");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    throw config_error(errc::bad_file, "bad-file", "cannot write --port-file '" + path + "'");
+}
+
+void echo(ssl_stream& s) {
+  std::vector<std::byte> buf(1 << 16);
+  while (auto n = s.read_some(buf)) s.write_all(std::span(buf).first(n));
+  s.close();
+}
+
+/// One accepted connection: handshake within the limit, then echo, relay, or copy to stdout.
+void serve(socket_stream sock, const ssl_context& ctx, const listen_flags& f, bool relay) {
+  auto tls = make_ssl_server_stream(std::move(sock), ctx);
+  tls.set_timeout(seconds(f.handshake_timeout));
+  tls.do_handshake();
+  if (f.tls.verbose) print_handshake(tls, "listen");
+  tls.set_timeout(seconds(f.tls.idle_timeout));
+  if (f.echo) return echo(tls);
+  if (relay) return relay_stdio(tls);
+  static std::mutex out;
+  std::vector<std::byte> buf(1 << 16);
+  while (auto n = tls.read_some(buf)) {
+    std::lock_guard lk(out);  // whole reads at a time, so connections do not interleave mid-chunk
+    std::fwrite(buf.data(), 1, n, stdout);
+    std::fflush(stdout);
+  }
+  tls.close();
+}
+
+int run(const listen_flags& f) {
+  phase at = phase::setup;
+  return guarded("listen", at, &f.tls, [&] {
+    auto o = to_options(f.tls, true);
+    if (f.tls.cert.empty()) {
+      o.certificate_pem = make_self_signed_certificate({});
+      auto c = x509_certificate::from_pem(o.certificate_pem);
+      if (!f.tls.quiet)
+        std::cerr << "using a fresh self-signed certificate for localhost, 127.0.0.1, ::1: sha256:"
+                  << c.fingerprint_sha256()
+                  << "\n  (connect --pin sha256:" << c.fingerprint_sha256()
+                  << " to trust exactly this certificate)\n";
+    }
+    auto ctx = make_ssl_server_context(o);
+    at = phase::connect;
+    auto listener = make_socket(passive{.local_host = f.host, .local_port = f.port});
+    if (!f.tls.quiet)
+      std::cerr << "listening on " << (f.host.empty() ? "*" : f.host) << ':'
+                << listener.local_port() << std::endl;
+    if (!f.port_file.empty()) write_port_file(f.port_file, listener.local_port());
+
+    if (!f.keep_open) {
+      auto sock = listener.accept_connection();
+      listener.close();
+      at = phase::handshake;
+      auto tls = make_ssl_server_stream(std::move(sock), ctx);
+      tls.set_timeout(seconds(f.handshake_timeout));
+      tls.do_handshake();
+      if (f.tls.verbose) print_handshake(tls, "listen");
+      at = phase::transfer;
+      tls.set_timeout(seconds(f.tls.idle_timeout));
+      if (f.echo)
+        echo(tls);
+      else
+        relay_stdio(tls);
+      return ok;
+    }
+
+    // --keep-open: each connection on its own thread, so a slow or hostile client never holds
+    // up the others; a failing connection is reported and the server goes on.
+    std::mutex m;
+    std::condition_variable cv;
+    unsigned active = 0;
+    for (unsigned served = 0; f.max_connections == 0 || served < f.max_connections; ++served) {
+      auto sock = listener.accept_connection();
+      {
+        std::lock_guard lk(m);
+        ++active;
+      }
+      std::thread([&, sock = std::move(sock)]() mutable {
+        phase conn_at = phase::handshake;
+        try {
+          serve(std::move(sock), ctx, f, false);
+        } catch (const std::exception& e) {
+          if (!f.tls.quiet) report("listen", conn_at, e, &f.tls);
+        }
+        std::lock_guard lk(m);
+        --active;
+        cv.notify_all();
+      }).detach();
+    }
+    std::unique_lock lk(m);
+    cv.wait(lk, [&] { return active == 0; });
+    return ok;
+  });
+}
+
+}  // namespace
+
+void add_listen(CLI::App& app, int& status) {
+  auto f = std::make_shared<listen_flags>();
+  auto* sub = app.add_subcommand(
+      "listen",
+      "serve TLS on a port: relay one connection to stdin/stdout, or many with --keep-open");
+  sub->add_option("--host", f->host, "address to listen on (default: all, IPv6 and IPv4)");
+  sub->add_option("--port", f->port, "port (default 0: chosen by the system)");
+  sub->add_option("--port-file", f->port_file, "write the port to FILE once listening");
+  sub->add_flag("--keep-open", f->keep_open, "serve connections concurrently until stopped");
+  sub->add_flag("--echo", f->echo, "send each connection's bytes back to it");
+  sub->add_option("--max-connections", f->max_connections,
+                  "with --keep-open: stop after N connections");
+  sub->add_option("--handshake-timeout", f->handshake_timeout,
+                  "drop clients that take longer than S seconds to handshake (default 30)")
+      ->check(CLI::NonNegativeNumber);
+  add_tls_flags(*sub, f->tls, true);
+  sub->footer(
+      "Examples:\n  sslstream listen --port 8443 --echo --keep-open\n"
+      "  sslstream listen --cert server.pem --port 8443 < reply.txt\n"
+      "  sslstream listen --cert server.pem --verify required --ca-file clients-ca.pem");
+  sub->callback([f, &status] { status = run(*f); });
+}
+
+}  // namespace cli
