@@ -1,0 +1,13 @@
+#!/bin/sh
+# Installs what sslstream needs to build and test, from Debian 12's packages. Safe to re-run.
+set -eu
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq --no-install-recommends \
+  build-essential cmake pkg-config git ca-certificates \
+  libssl-dev openssl \
+  libcli11-dev libgtest-dev libgmock-dev googletest libbenchmark-dev \
+  gnutls-bin curl clang-format > /dev/null
+echo "dependencies installed"
