@@ -64,6 +64,22 @@ std::string handshake_hint(const std::string& q) {
   return "";
 }
 
+bool rejected_our_certificate(unsigned long e) {
+  if (ERR_GET_LIB(e) != ERR_LIB_SSL) return false;
+  switch (ERR_GET_REASON(e)) {
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_EXPIRED:
+    case SSL_R_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_REVOKED:
+    case SSL_R_TLSV1_ALERT_ACCESS_DENIED:
+    case SSL_R_TLSV1_ALERT_DECRYPT_ERROR: return true;
+    default: return false;
+  }
+}
+
 const char* op_name(int kind) {
   static const char* names[] = {"TLS handshake", "TLS read", "TLS write", "TLS close"};
   return names[kind];
@@ -199,6 +215,12 @@ void tls_impl::fail(int ssl_error, op_kind kind) {
       throw tls_error(errc::handshake_failed, "handshake-failed",
                       std::string(what) + " failed: " + (queue.empty() ? "unknown error" : queue) +
                           handshake_hint(queue));
+    // In TLS 1.3 a client's handshake ends before the server has judged the client's
+    // certificate; a rejection arrives as an alert on the first read. It is still the
+    // handshake that failed (RFC 8446 §4.4.2.4).
+    if (!server && rejected_our_certificate(first))
+      throw tls_error(errc::handshake_failed, "handshake-failed",
+                      "TLS handshake failed: " + queue + handshake_hint(queue));
     throw tls_error(errc::protocol_error, "protocol-error",
                     std::string(what) + " failed: " + (queue.empty() ? "unknown error" : queue));
   } catch (...) {

@@ -124,6 +124,7 @@ TEST(TlsErrors, ClientCertificateRequiredButMissing) {
     p.client >> w;
   });
   EXPECT_TRUE(says(ce, "certificate required")) << ce.what();
+  EXPECT_EQ(ce.code(), make_error_code(errc::handshake_failed)) << ce.what();
 }
 
 TEST(TlsErrors, ClientCertificateFromUnknownCa) {

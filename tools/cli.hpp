@@ -49,7 +49,7 @@ void print_handshake(sslstream::ssl_stream& s, const std::string& who);
 
 /// Relays stdin to the stream and the stream to stdout, each direction on its own until it
 /// ends (TLS half close); returns once both are closed.
-void relay_stdio(sslstream::ssl_stream& s);
+void relay_stdio(sslstream::ssl_stream& s, bool quiet);
 
 /// Parses "sha256:HEX" (colons allowed, any case) into lower-case hex; throws on a bad pin.
 std::string parse_pin(const std::string& pin);

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -164,8 +165,9 @@ int report(const std::string& cmd, phase at, const std::exception& e, const tls_
              dynamic_cast<const std::invalid_argument*>(&e)) {
     status = usage;
   } else if (auto* t = dynamic_cast<const tls_error*>(&e)) {
-    status = (at == phase::transfer || t->code() == make_error_code(errc::truncated)) ? broken
-                                                                                      : handshake;
+    bool handshake_error = t->code() == make_error_code(errc::handshake_failed) ||
+                           t->code() == make_error_code(errc::verify_failed);
+    status = handshake_error ? handshake : at == phase::transfer ? broken : handshake;
   } else if (dynamic_cast<const socket_error*>(&e)) {
     status = at == phase::transfer ? broken : at == phase::handshake ? handshake : no_connect;
   }
@@ -212,10 +214,11 @@ void write_fd(int fd, const std::byte* p, std::size_t n) {
 
 }  // namespace
 
-void relay_stdio(ssl_stream& s) {
+void relay_stdio(ssl_stream& s, bool quiet) {
   int stop[2];
   if (::pipe(stop) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
   std::exception_ptr up_error;
+  std::atomic<bool> closed_ours{false};
   // stdin -> peer, then close_notify at the end of stdin. It also watches `stop`, so it can be
   // ended when the other direction fails while stdin is still open.
   std::thread up([&] {
@@ -235,6 +238,7 @@ void relay_stdio(ssl_stream& s) {
         s.write_all(std::span(buf).first(static_cast<std::size_t>(n)));
       }
       s.shutdown(direction::output);
+      closed_ours = true;
     } catch (...) {
       up_error = std::current_exception();
     }
@@ -245,8 +249,21 @@ void relay_stdio(ssl_stream& s) {
   try {
     std::vector<std::byte> buf(1 << 16);
     while (auto n = s.read_some(buf)) write_fd(1, buf.data(), n);
+  } catch (const tls_error& e) {
+    // Some peers (gnutls-cli among them) answer our close_notify by closing the connection
+    // without one of their own. After we have said goodbye, that is the end of the session,
+    // not an error; say so rather than fail, since bytes cut off here would go unnoticed.
+    if (closed_ours && e.code() == make_error_code(errc::truncated)) {
+      if (!quiet)
+        std::cerr << "sslstream: note: the peer closed the connection after our close_notify "
+                     "without sending its own\n";
+    } else {
+      down_error = std::current_exception();
+    }
   } catch (...) {
     down_error = std::current_exception();
+  }
+  if (down_error) {
     char c = 0;
     (void)!::write(stop[1], &c, 1);
   }

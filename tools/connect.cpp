@@ -67,7 +67,7 @@ int run_connect(const connect_flags& f) {
     auto tls = open(f, at, false);
     if (f.tls.verbose) print_handshake(tls, "connect");
     at = phase::transfer;
-    relay_stdio(tls);
+    relay_stdio(tls, f.tls.quiet);
     return ok;
   });
 }

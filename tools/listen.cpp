@@ -56,7 +56,7 @@ void serve(socket_stream sock, const ssl_context& ctx, const listen_flags& f, bo
   if (f.tls.verbose) print_handshake(tls, "listen");
   tls.set_timeout(seconds(f.tls.idle_timeout));
   if (f.echo) return echo(tls);
-  if (relay) return relay_stdio(tls);
+  if (relay) return relay_stdio(tls, f.tls.quiet);
   static std::mutex out;
   std::vector<std::byte> buf(1 << 16);
   while (auto n = tls.read_some(buf)) {
@@ -101,7 +101,7 @@ int run(const listen_flags& f) {
       if (f.echo)
         echo(tls);
       else
-        relay_stdio(tls);
+        relay_stdio(tls, f.tls.quiet);
       return ok;
     }
 

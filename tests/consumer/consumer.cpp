@@ -1,8 +1,7 @@
 // A program outside the project: the umbrella header, one plain socket round trip, and an SSL
 // context built from the sample certificate.
-#include <sslstream/sslstream.hpp>
-
 #include <iostream>
+#include <sslstream/sslstream.hpp>
 
 int main() {
   auto listener = sslstream::make_socket(sslstream::passive{.local_host = "127.0.0.1"});
