@@ -29,14 +29,9 @@ std::vector<std::string> cmd(std::initializer_list<std::string> args) {
 
 /// Starts `sslstream listen ...` and returns its port once it is listening.
 std::uint16_t listening(process& p) {
-  if (!p.wait_for_output("listening on"))
-    throw std::runtime_error("listen did not start: " + p.output());
-  p.wait_for_output("\n");
-  std::smatch m;
-  std::string out = p.output();
-  if (!std::regex_search(out, m, std::regex(R"(listening on \S*:(\d+))")))
-    throw std::runtime_error("no port in: " + out);
-  return static_cast<std::uint16_t>(std::stoul(m[1]));
+  auto port = p.wait_for_match(R"(listening on \S*:(\d+)\n)");
+  if (!port) throw std::runtime_error("listen did not start: " + p.output());
+  return static_cast<std::uint16_t>(std::stoul(*port));
 }
 
 struct ran {
@@ -178,12 +173,9 @@ TEST(Cli, ConnectToOpensslAndGnutlsServers) {
     process s_server({"openssl", "s_server", "-accept", "0", "-naccept", "1", "-cert",
                       cert("server-rsa.pem"), "-key", cert("server-rsa.key"),
                       v == "1.3" ? "-tls1_3" : "-tls1_2"});
-    ASSERT_TRUE(s_server.wait_for_output("ACCEPT"));
-    s_server.wait_for_output("\n");
-    std::smatch m;
-    std::string out = s_server.output();
-    ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(ACCEPT .*:(\d+))")));
-    process cli(cmd({"connect", "localhost", m[1], "--ca-file", ca(), "-v"}));
+    auto sport = s_server.wait_for_match(R"(ACCEPT .*:(\d+)\n)");
+    ASSERT_TRUE(sport) << s_server.output();
+    process cli(cmd({"connect", "localhost", *sport, "--ca-file", ca(), "-v"}));
     cli.write_stdin("to s_server\n");
     ASSERT_TRUE(s_server.wait_for_output("to s_server")) << s_server.output();
     s_server.write_stdin("to sslstream\n");
@@ -513,4 +505,29 @@ TEST(CliErrors, ServerVanishingMidStream) {
   EXPECT_EQ(r.status, 5) << r.output;
   EXPECT_TRUE(says(r, "some data, then nothing")) << r.output;
   EXPECT_TRUE(says(r, "without a TLS close_notify")) << r.output;
+}
+
+TEST(Cli, KeepOpenIsNotHeldUpBySilentClients) {
+  process srv(cmd({"listen", "--cert", cert("combined.pem"), "--keep-open", "--echo",
+                   "--handshake-timeout", "60"}));
+  auto p = listening(srv);
+  // Ten connections that never say a word, then a real client: it is served at once.
+  std::vector<socket_stream> silent;
+  for (int i = 0; i < 10; ++i)
+    silent.push_back(make_socket(active{.remote_host = "127.0.0.1", .remote_port = p}));
+  auto r =
+      run(cmd({"connect", "localhost", std::to_string(p), "--ca-file", ca()}), "served\n", 20s);
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(says(r, "served\n")) << r.output;
+  srv.kill(SIGTERM);
+}
+
+TEST(CliErrors, IdleTimeoutDropsAQuietPeer) {
+  process srv(cmd({"listen", "--cert", cert("combined.pem"), "--idle-timeout", "0.3"}));
+  auto p = listening(srv);
+  // A client that handshakes and then neither sends nor closes.
+  process cli(cmd({"connect", "localhost", std::to_string(p), "--ca-file", ca()}));
+  EXPECT_EQ(srv.wait(20s), 5) << srv.output();
+  EXPECT_TRUE(srv.wait_for_output("timed out")) << srv.output();
+  cli.kill(SIGTERM);
 }

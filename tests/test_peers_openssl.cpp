@@ -21,14 +21,9 @@ class OpensslPeer : public ::testing::TestWithParam<std::string> {
 
 /// Starts s_server on an OS-chosen port and returns that port.
 std::uint16_t start(process& p) {
-  if (!p.wait_for_output("ACCEPT"))
-    throw std::runtime_error("s_server did not start: " + p.output());
-  p.wait_for_output("\n");
-  std::smatch m;
-  std::string out = p.output();
-  if (!std::regex_search(out, m, std::regex(R"(ACCEPT .*:(\d+))")))
-    throw std::runtime_error("no port in: " + out);
-  return static_cast<std::uint16_t>(std::stoul(m[1]));
+  auto port = p.wait_for_match(R"(ACCEPT .*:(\d+)\n)");
+  if (!port) throw std::runtime_error("s_server did not start: " + p.output());
+  return static_cast<std::uint16_t>(std::stoul(*port));
 }
 
 std::string param_name(const ::testing::TestParamInfo<std::string>& i) {

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <openssl/evp.h>
 
+#include <csignal>
 #include <cstring>
 #include <future>
 #include <random>
@@ -305,4 +306,31 @@ TEST(StreamSemantics, PlainSocketStreamLargeTransfer) {
   std::string got((std::istreambuf_iterator<char>(s)), std::istreambuf_iterator<char>());
   w.get();
   EXPECT_EQ(sha256(got), sha256(data));
+}
+
+TEST(StreamSemantics, NoSigpipeWhenThePeerIsGone) {
+  // The library must not raise SIGPIPE (it sends with MSG_NOSIGNAL) and must not change the
+  // process's signal handling: with the default action, a SIGPIPE would kill this test.
+  auto previous = std::signal(SIGPIPE, SIG_DFL);
+  {
+    auto p = connected_pair();
+    p.server.close();
+    std::string chunk(1 << 16, 'x');
+    EXPECT_THROW(
+        {
+          for (int i = 0; i < 1000; ++i) p.client.write_all(std::as_bytes(std::span(chunk)));
+        },
+        sslstream::error);
+  }
+  {
+    auto [s, c] = socket_pair();
+    s.close();
+    std::string chunk(1 << 16, 'y');
+    EXPECT_THROW(
+        {
+          for (int i = 0; i < 1000; ++i) c.write_all(std::as_bytes(std::span(chunk)));
+        },
+        socket_error);
+  }
+  std::signal(SIGPIPE, previous);
 }

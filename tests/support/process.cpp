@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <regex>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -97,6 +98,16 @@ bool process::wait_for_output(std::string_view needle, std::chrono::milliseconds
   return cv_.wait_for(lk, timeout, [&] {
     return out_.find(needle) != std::string::npos || eof_;
   }) && out_.find(needle) != std::string::npos;
+}
+
+std::optional<std::string> process::wait_for_match(const std::string& pattern,
+                                                   std::chrono::milliseconds timeout) {
+  std::regex re(pattern);
+  std::smatch m;
+  std::unique_lock lk(m_);
+  cv_.wait_for(lk, timeout, [&] { return std::regex_search(out_, m, re) || eof_; });
+  if (!std::regex_search(out_, m, re)) return std::nullopt;
+  return m.size() > 1 ? m[1].str() : m[0].str();
 }
 
 void process::drain(std::chrono::milliseconds timeout) {

@@ -30,6 +30,9 @@ class process {
   void close_stdin();
   /// Reads output until it contains `needle` (true) or the timeout/EOF comes first (false).
   bool wait_for_output(std::string_view needle, std::chrono::milliseconds timeout = 10s);
+  /// Waits until the output matches `pattern`; the first submatch, or nullopt on timeout/EOF.
+  std::optional<std::string> wait_for_match(const std::string& pattern,
+                                            std::chrono::milliseconds timeout = 10s);
   /// Reads output until EOF or timeout.
   void drain(std::chrono::milliseconds timeout = 10s);
   /// Waits for the exit status; nullopt on timeout. A signal death is 128 + signal.
