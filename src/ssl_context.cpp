@@ -248,6 +248,9 @@ ssl_context make_context(const ssl_options& o, bool server) {
   SSL_CTX_set_options(ctx, opts);
   // One read() per record where possible: OpenSSL reads ahead into its buffer.
   SSL_CTX_set_read_ahead(ctx, 1);
+  // Idle connections give their record buffers back (they are allocated again on use): memory
+  // per idle connection is what lets a server hold many.
+  SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
   SSL_CTX_set_dh_auto(ctx, 1);
 
   // TLS <= 1.2: forward secrecy and AEAD only, unless the caller says otherwise.

@@ -60,5 +60,6 @@ void add_connect(CLI::App& app, int& status);
 void add_info(CLI::App& app, int& status);
 void add_cert(CLI::App& app, int& status);
 void add_demo(CLI::App& app, int& status);
+void add_bench(CLI::App& app, int& status);
 
 }  // namespace cli

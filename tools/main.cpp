@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   cli::add_info(app, status);
   cli::add_cert(app, status);
   cli::add_demo(app, status);
+  cli::add_bench(app, status);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
