@@ -40,6 +40,10 @@ cmake --build build/tsan -j "$jobs" --target test_threads test_stream_semantics 
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
   ctest --test-dir build/tsan -j "$jobs" --output-on-failure --timeout 900 -L 'threads|stream_semantics|tls_matrix'
 
+step "benchmarks, smoke run (they must run and report; their figures are not checked here)"
+build/release/tools/sslstream bench --quick
+SSLSTREAM=build/release/tools/sslstream bench/compare --quick
+
 step "clang-format"
 files=$(git ls-files '*.cpp' '*.hpp')
 clang-format --dry-run --Werror $files

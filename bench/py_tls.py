@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Python's ssl module as a peer for bench/compare: bulk transfer (server reads, client writes).
+
+  py_tls.py server PORTFILE CERT     accept one TLS connection, read to EOF, print bytes read
+  py_tls.py client PORT CA BYTES     connect, write BYTES in 1 MiB chunks, close
+"""
+import os
+import socket
+import ssl
+import sys
+
+
+def server(portfile, cert):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert)
+    ctx.set_ciphers("ECDHE+AESGCM")
+    ls = socket.create_server(("127.0.0.1", 0))
+    with open(portfile + ".tmp", "w") as f:
+        f.write(str(ls.getsockname()[1]))
+    os.rename(portfile + ".tmp", portfile)
+    conn, _ = ls.accept()
+    tls = ctx.wrap_socket(conn, server_side=True)
+    total = 0
+    buf = bytearray(1 << 18)
+    while True:
+        try:
+            n = tls.recv_into(buf)
+        except ssl.SSLEOFError:
+            break
+        if n == 0:
+            break
+        total += n
+    print(total)
+
+
+def client(port, ca, count):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(ca)
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    tls = ctx.wrap_socket(socket.create_connection(("127.0.0.1", int(port))), server_hostname="localhost")
+    chunk = b"b" * (1 << 20)
+    sent = 0
+    while sent < count:
+        tls.sendall(chunk)
+        sent += len(chunk)
+    tls.close()
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "server":
+        server(sys.argv[2], sys.argv[3])
+    else:
+        client(sys.argv[2], sys.argv[3], int(sys.argv[4]))
