@@ -186,12 +186,29 @@ void tls_impl::fail(int ssl_error, op_kind kind) {
   unsigned long first = ERR_peek_error();
   std::string queue = drain_errors();
   const char* what = op_name(static_cast<int>(kind));
+  const int saved_errno = bio.last_errno;
   bool eof = ssl_error == SSL_ERROR_SYSCALL ||
              (ERR_GET_LIB(first) == ERR_LIB_SSL &&
               ERR_GET_REASON(first) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
+  if (eof && kind != op_kind::read && (saved_errno == EPIPE || saved_errno == ECONNRESET)) {
+    // A peer that rejects us sends an alert, then closes; our write then fails with EPIPE. The
+    // alert says why, so read it (without consuming application data) and report that instead.
+    ERR_clear_error();
+    char b;
+    std::size_t n = 0;
+    if (SSL_peek_ex(ssl.get(), &b, 1, &n) != 1) {
+      unsigned long e = ERR_peek_error();
+      if (ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) >= SSL_AD_REASON_OFFSET) {
+        first = e;
+        queue = drain_errors();
+        eof = false;
+      }
+    }
+    ERR_clear_error();
+  }
   try {
-    if (eof && bio.last_errno != 0) {
-      throw_socket_error(bio.last_errno,
+    if (eof && saved_errno != 0) {
+      throw_socket_error(saved_errno,
                          std::string(what) + (in_handshake ? "" : " after the handshake"));
     } else if (eof && in_handshake) {
       throw tls_error(errc::handshake_failed, "handshake-failed",
@@ -251,8 +268,11 @@ std::size_t tls_impl::read_some(std::span<std::byte> out) {
 void tls_impl::write_all(std::span<const std::byte> in) {
   if (!parts.fd) throw std::logic_error("sslstream: write on a closed ssl_stream");
   if (output_shut) throw std::logic_error("sslstream: write after shutdown(direction::output)");
+  write_until(in, deadline_after(parts.timeout));
+}
+
+void tls_impl::write_until(std::span<const std::byte> in, const deadline& until) {
   handshake();
-  auto until = deadline_after(parts.timeout);
   while (!in.empty()) {
     std::size_t done = 0;
     perform([&](SSL* s) { return SSL_write_ex(s, in.data(), in.size(), &done); }, until,
@@ -264,17 +284,12 @@ void tls_impl::write_all(std::span<const std::byte> in) {
 void tls_impl::shutdown_output(const deadline& until) {
   if (close_notify_sent_) return;
   if (buf.has_output()) {
-    // flush with this deadline, not the stream's
-    auto saved = std::exchange(parts.timeout, std::chrono::milliseconds(0));
-    struct restore {
-      tls_impl& t;
-      std::chrono::milliseconds v;
-      ~restore() { t.parts.timeout = v; }
-    } r{*this, saved};
-    if (until)
-      parts.timeout = std::max(std::chrono::milliseconds(1),
-                               std::chrono::ceil<std::chrono::milliseconds>(*until - clock::now()));
-    buf.flush_output();
+    // What `<<` buffered goes first, within this deadline (not the stream's timeout, which a
+    // reader thread may be using).
+    auto pending = buf.pending_output();
+    std::vector<std::byte> copy(pending.begin(), pending.end());
+    buf.discard_output();
+    write_until(copy, until);
   }
   handshake();
   // SSL_shutdown returns 0 once our close_notify is out but the peer's is not in yet: that is

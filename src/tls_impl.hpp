@@ -10,6 +10,7 @@
 #include <exception>
 #include <mutex>
 #include <sslstream/ssl_stream.hpp>
+#include <vector>
 
 #include "context_state.hpp"
 #include "socket_impl.hpp"
@@ -24,6 +25,7 @@ class tls_impl final : public transport {
 
   std::size_t read_some(std::span<std::byte> out) override;
   void write_all(std::span<const std::byte> in) override;
+  void write_until(std::span<const std::byte> in, const deadline& until);
 
   void handshake();
   bool handshake_done() const noexcept { return handshake_done_.load(std::memory_order_acquire); }

@@ -113,3 +113,24 @@ TEST(Threads, SharedContextsAcrossThreads) {
   for (int i = 0; i < clients; ++i) EXPECT_EQ(results[i].get(), "c" + std::to_string(i) + "-back");
   server.get();
 }
+
+TEST(Threads, ShutdownFlushesWhileAnotherThreadReads) {
+  // shutdown(output) with bytes still buffered, while a reader waits on the same stream: the
+  // flush must not touch state the reader uses (TSan checks this in CI).
+  auto p = make_tls_pair(server_options(), client_options());
+  ASSERT_FALSE(handshake_both(p.server, p.client).client);
+  p.client.set_timeout(std::chrono::seconds(20));
+  auto reader = std::async(std::launch::async, [&] {
+    std::string all;
+    std::vector<std::byte> buf(4096);
+    while (auto n = p.client.read_some(buf)) all.append(reinterpret_cast<char*>(buf.data()), n);
+    return all;
+  });
+  p.client << "buffered, not flushed";
+  p.client.shutdown(direction::output);
+  std::string got((std::istreambuf_iterator<char>(p.server)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(got, "buffered, not flushed");
+  p.server << "reply" << std::flush;
+  p.server.close();
+  EXPECT_EQ(reader.get(), "reply");
+}

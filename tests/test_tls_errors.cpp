@@ -247,3 +247,21 @@ TEST(TlsErrors, ReadTimeoutIsRetryable) {
   p.client >> w;
   EXPECT_EQ(w, "late");
 }
+
+TEST(TlsErrors, RejectionIsReportedEvenWhenOurWriteFailsFirst) {
+  // TLS 1.3: the client's handshake is done before the server rejects it. A client that goes
+  // on writing hits EPIPE/ECONNRESET; the reason is the server's alert, and the error says so.
+  auto so = server_options();
+  so.verify = verify_mode::required;
+  so.ca_file = cert("ca.pem");
+  auto p = make_tls_pair(so, client_options());
+  auto r = handshake_both(p.server, p.client);
+  ASSERT_TRUE(r.server);
+  ASSERT_FALSE(r.client);
+  std::string chunk(1 << 16, 'w');
+  auto e = expect_throw<tls_error>([&] {
+    for (int i = 0; i < 4096; ++i) p.client.write_all(std::as_bytes(std::span(chunk)));
+  });
+  EXPECT_EQ(e.code(), make_error_code(errc::handshake_failed)) << e.what();
+  EXPECT_TRUE(says(e, "certificate required")) << e.what();
+}
