@@ -251,6 +251,9 @@ ssl_context make_context(const ssl_options& o, bool server) {
   // Idle connections give their record buffers back (they are allocated again on use): memory
   // per idle connection is what lets a server hold many.
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  // Read ahead up to four records per recv(): fewer syscalls for bulk data. Released buffers
+  // make this cost nothing on idle connections.
+  SSL_CTX_set_default_read_buffer_len(ctx, 4 * 16384 + 512);
   SSL_CTX_set_dh_auto(ctx, 1);
 
   // TLS <= 1.2: forward secrecy and AEAD only, unless the caller says otherwise.
