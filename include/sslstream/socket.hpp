@@ -60,7 +60,6 @@ struct active {
 };
 
 namespace detail {
-struct socket_parts;
 class socket_impl;
 }  // namespace detail
 
