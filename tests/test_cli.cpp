@@ -225,8 +225,8 @@ TEST(Cli, OpensslGnutlsAndCurlClientsToListen) {
     EXPECT_TRUE(g.wait_for_output("to gnutls-cli")) << g.output();
     g.close_stdin();
     EXPECT_EQ(srv.wait(), 0) << srv.output();
-    // gnutls-cli answers our close_notify by closing without its own: a note, not a failure.
-    EXPECT_TRUE(srv.wait_for_output("without sending its own")) << srv.output();
+    // Whether gnutls-cli sees its stdin end or our close_notify first, it may close without a
+    // close_notify of its own: after ours, that is a note on stderr, never a failure (above).
   }
   {
     // listen fed an HTTP reply on stdin serves curl.
