@@ -237,8 +237,10 @@ void relay_stdio(ssl_stream& s, bool quiet) {
         if (n == 0) break;
         s.write_all(std::span(buf).first(static_cast<std::size_t>(n)));
       }
-      s.shutdown(direction::output);
+      // Set before our close_notify leaves, not after: a peer may answer it by closing before
+      // shutdown() returns, and the reader must already know that we said goodbye.
       closed_ours = true;
+      s.shutdown(direction::output);
     } catch (...) {
       up_error = std::current_exception();
     }
