@@ -331,7 +331,7 @@ int run(const bench_flags& f) {
 
 }  // namespace
 
-void add_bench(CLI::App& app, int& status) {
+void add_bench(CLI::App& app, command& chosen) {
   auto f = std::make_shared<bench_flags>();
   auto* sub = app.add_subcommand(
       "bench", "measure throughput, handshakes, round trips and memory per connection on loopback");
@@ -339,7 +339,7 @@ void add_bench(CLI::App& app, int& status) {
   sub->add_flag("--json", f->json, "print the figures as JSON");
   sub->add_option("--only", f->only, "one group: bulk, handshakes, latency or memory")
       ->check(CLI::IsMember({"bulk", "handshakes", "latency", "memory"}));
-  sub->callback([f, &status] { status = run(*f); });
+  sub->callback([f, &chosen] { chosen = {[f] { return run(*f); }}; });
 }
 
 }  // namespace cli

@@ -64,7 +64,7 @@ int run(const cert_flags& f) {
 
 }  // namespace
 
-void add_cert(CLI::App& app, int& status) {
+void add_cert(CLI::App& app, command& chosen) {
   auto f = std::make_shared<cert_flags>();
   auto* sub =
       app.add_subcommand("cert", "write a self-signed certificate followed by its key (mode 0600)");
@@ -80,7 +80,7 @@ void add_cert(CLI::App& app, int& status) {
   sub->footer(
       "Example:\n  sslstream cert --out server.pem --cn myhost --san myhost,127.0.0.1 && sslstream "
       "listen --cert server.pem");
-  sub->callback([f, &status] { status = run(*f); });
+  sub->callback([f, &chosen] { chosen = {[f] { return run(*f); }}; });
 }
 
 }  // namespace cli

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <sslstream/sslstream.hpp>
 #include <string>
 
@@ -54,12 +55,26 @@ void relay_stdio(sslstream::ssl_stream& s, bool quiet);
 /// Parses "sha256:HEX" (colons allowed, any case) into lower-case hex; throws on a bad pin.
 std::string parse_pin(const std::string& pin);
 
+/// What the command line chose: set by the chosen subcommand's callback during parsing, run
+/// after it, so that parsing alone (the fuzzer, tests) never touches the network or files.
+struct command {
+  std::function<int()> run;
+  const tls_flags* tls = nullptr;  ///< its TLS flags, when it has them
+  bool server = false;
+};
+
 // The subcommands.
-void add_listen(CLI::App& app, int& status);
-void add_connect(CLI::App& app, int& status);
-void add_info(CLI::App& app, int& status);
-void add_cert(CLI::App& app, int& status);
-void add_demo(CLI::App& app, int& status);
-void add_bench(CLI::App& app, int& status);
+void add_listen(CLI::App& app, command& chosen);
+void add_connect(CLI::App& app, command& chosen);
+void add_info(CLI::App& app, command& chosen);
+void add_cert(CLI::App& app, command& chosen);
+void add_demo(CLI::App& app, command& chosen);
+void add_bench(CLI::App& app, command& chosen);
+
+/// The whole command line: every subcommand, registered on `app`.
+void add_all(CLI::App& app, command& chosen);
+/// Parses the arguments: an exit status when there is nothing to run (help, version, a usage
+/// error, reported on stdout/stderr), or nullopt when `chosen` is ready to run.
+std::optional<int> parse(CLI::App& app, int argc, const char* const* argv);
 
 }  // namespace cli

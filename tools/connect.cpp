@@ -115,7 +115,7 @@ int run_info(const connect_flags& f) {
 
 }  // namespace
 
-void add_connect(CLI::App& app, int& status) {
+void add_connect(CLI::App& app, command& chosen) {
   auto f = std::make_shared<connect_flags>();
   auto* sub = app.add_subcommand(
       "connect", "connect with TLS and relay stdin to the server, the server to stdout");
@@ -126,17 +126,17 @@ void add_connect(CLI::App& app, int& status) {
       "  sslstream connect localhost 8443 --ca-file server.pem\n"
       "  sslstream connect localhost 8443 --pin sha256:<fingerprint from listen>\n"
       "  sslstream connect db.internal 5433 --cert client.pem --key client.key --ca-file ca.pem");
-  sub->callback([f, &status] { status = run_connect(*f); });
+  sub->callback([f, &chosen] { chosen = {[f] { return run_connect(*f); }, &f->tls, false}; });
 }
 
-void add_info(CLI::App& app, int& status) {
+void add_info(CLI::App& app, command& chosen) {
   auto f = std::make_shared<connect_flags>();
   auto* sub = app.add_subcommand(
       "info",
       "handshake and show the protocol, cipher, ALPN, the server's chain and the verify result");
   add_common(*sub, *f);
   sub->footer("Example:\n  sslstream info example.com 443");
-  sub->callback([f, &status] { status = run_info(*f); });
+  sub->callback([f, &chosen] { chosen = {[f] { return run_info(*f); }, &f->tls, false}; });
 }
 
 }  // namespace cli

@@ -113,9 +113,9 @@ int run() {
 
 }  // namespace
 
-void add_demo(CLI::App& app, int& status) {
+void add_demo(CLI::App& app, command& chosen) {
   auto* sub = app.add_subcommand("demo", "run the Allegro CL SSL tutorial end to end on localhost");
-  sub->callback([&status] { status = run(); });
+  sub->callback([&chosen] { chosen = {[] { return run(); }}; });
 }
 
 }  // namespace cli

@@ -136,7 +136,7 @@ int run(const listen_flags& f) {
 
 }  // namespace
 
-void add_listen(CLI::App& app, int& status) {
+void add_listen(CLI::App& app, command& chosen) {
   auto f = std::make_shared<listen_flags>();
   auto* sub = app.add_subcommand(
       "listen",
@@ -156,7 +156,7 @@ void add_listen(CLI::App& app, int& status) {
       "Examples:\n  sslstream listen --port 8443 --echo --keep-open\n"
       "  sslstream listen --cert server.pem --port 8443 < reply.txt\n"
       "  sslstream listen --cert server.pem --verify required --ca-file clients-ca.pem");
-  sub->callback([f, &status] { status = run(*f); });
+  sub->callback([f, &chosen] { chosen = {[f] { return run(*f); }, &f->tls, true}; });
 }
 
 }  // namespace cli
