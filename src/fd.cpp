@@ -34,8 +34,11 @@ short poll_until(int fd, short events, const deadline& until) {
 
 short wait_for(int fd, short events, const deadline& until, const char* what) {
   if (short r = poll_until(fd, events, until)) return r;
+  // Say which way the peer stalled and what sets the limit: "timed out" alone helps nobody.
   throw socket_error(std::error_code(ETIMEDOUT, std::system_category()), "timeout",
-                     std::string(what) + " timed out");
+                     std::string(what) + " timed out waiting for the peer " +
+                         ((events & POLLIN) ? "to send" : "to take our data") +
+                         " (the limit is the stream's timeout: set_timeout)");
 }
 
 void throw_socket_error(int err, const std::string& what) {

@@ -141,6 +141,7 @@ std::string in_flag_words(std::string s) {
       {"min_version / max_version", "--min-version / --max-version"},
       {"ciphers / ciphersuites", "--ciphers / --ciphersuites"},
       {"min_version", "--min-version"},
+      {"the stream's timeout: set_timeout", "--handshake-timeout / --idle-timeout"},
   };
   for (auto [from, to] : words)
     for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos))
