@@ -161,9 +161,15 @@ int tls_impl::perform(Op op, const deadline& until, op_kind kind) {
       ERR_clear_error();
       bio.last_errno = 0;
       int ret = op(ssl.get());
-      if (ret > 0) return ret;
+      if (ret > 0) {
+        if (kind == op_kind::read) read_gave_up_ = false;
+        return ret;
+      }
       err = SSL_get_error(ssl.get(), ret);
-      if (err == SSL_ERROR_ZERO_RETURN) return 0;  // the peer's close_notify: clean EOF
+      if (err == SSL_ERROR_ZERO_RETURN) {  // the peer's close_notify: clean EOF
+        read_gave_up_ = false;
+        return 0;
+      }
       if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) fail(err, kind);
     }
     const char* what = op_name(static_cast<int>(kind));
@@ -172,10 +178,11 @@ int tls_impl::perform(Op op, const deadline& until, op_kind kind) {
     } catch (...) {
       // A write or handshake that timed out mid-record cannot be resumed with other data:
       // make it stick. A read that timed out consumed nothing and may be retried.
-      if (kind != op_kind::read) {
-        std::lock_guard lk(ssl_mutex_);
+      std::lock_guard lk(ssl_mutex_);
+      if (kind != op_kind::read)
         fatal_ = std::current_exception();
-      }
+      else
+        read_gave_up_ = true;
       throw;
     }
   }
@@ -328,7 +335,7 @@ void tls_impl::close_noexcept() noexcept {
   if (!parts.fd) return;
   try {
     std::unique_lock lk(ssl_mutex_);
-    if (!fatal_ && handshake_done() && !close_notify_sent_) {
+    if (!fatal_ && !read_gave_up_ && handshake_done() && !close_notify_sent_) {
       // One attempt each, no waiting. Only if every buffered byte went out is close_notify sent;
       // otherwise the peer sees a truncation error rather than silently short data.
       ERR_clear_error();

@@ -67,6 +67,10 @@ class tls_impl final : public transport {
   std::atomic<bool> handshake_done_{false};
   std::exception_ptr fatal_;  // the first fatal error sticks (guarded by ssl_mutex_)
   bool close_notify_sent_ = false;
+  // The last read ended in an exception (a timeout) and none has succeeded since: a stream
+  // dropped in that state was abandoned, so its destructor must not send close_notify, which
+  // would tell the peer that everything was said (guarded by ssl_mutex_).
+  bool read_gave_up_ = false;
 };
 
 }  // namespace sslstream::detail

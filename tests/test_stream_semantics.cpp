@@ -251,6 +251,34 @@ TEST(StreamSemantics, DestructorSendsCloseNotifyWithoutBlocking) {
   EXPECT_EQ(all, "from the destructor");
 }
 
+TEST(StreamSemantics, AStreamAbandonedAfterAnErrorDoesNotEndCleanly) {
+  // A reader that gives up (here: its timeout) and lets the stream go must not tell the peer
+  // that everything was said: the destructor sends no close_notify, so the peer sees a
+  // truncation, not a clean end of short data. (Found by the fault-injection sweep.)
+  auto p = connected_pair();
+  {
+    auto gone = std::move(p.server);
+    gone.set_timeout(50ms);
+    std::byte b[1];
+    EXPECT_THROW(gone.read_some(b), socket_error);  // the client sends nothing
+  }
+  std::byte b[1];
+  auto e = expect_throw<tls_error>([&] { p.client.read_some(b); });
+  EXPECT_EQ(e.code(), make_error_code(errc::truncated)) << e.what();
+}
+
+TEST(StreamSemantics, AReadRetriedAfterATimeoutStillEndsCleanly) {
+  auto p = connected_pair();
+  p.server.set_timeout(50ms);
+  std::byte b[1];
+  EXPECT_THROW(p.server.read_some(b), socket_error);
+  p.client << "x" << std::flush;
+  p.server.set_timeout(10s);
+  EXPECT_EQ(p.server.read_some(b), 1u);  // the stream is healthy again
+  { auto gone = std::move(p.server); }
+  EXPECT_EQ(p.client.read_some(b), 0u);  // close_notify: a clean end
+}
+
 TEST(StreamSemantics, CloseBeforeAnyIoSendsNothing) {
   auto [s, c] = socket_pair();
   auto client = make_ssl_client_stream(std::move(c), client_options());
