@@ -1,5 +1,7 @@
 // sslstream listen: a TLS server for one connection (relayed to stdin/stdout) or, with
 // --keep-open, for many at once (each echoed, or its bytes copied to stdout).
+#include <malloc.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -67,6 +69,33 @@ void serve(socket_stream sock, const ssl_context& ctx, const listen_flags& f, bo
   tls.close();
 }
 
+/// A server of many connections needs more descriptors than the usual soft limit of 1024:
+/// take what the hard limit allows, as Go's runtime does for every program.
+void raise_descriptor_limit() {
+  rlimit r{};
+  if (::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+    r.rlim_cur = r.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &r);
+  }
+}
+
+/// The next connection; nullopt after a pause when the process is out of descriptors or
+/// memory, so that a flood of clients slows the server down instead of ending it.
+std::optional<socket_stream> accept_or_wait(passive_socket& listener, bool quiet) {
+  try {
+    return listener.accept_connection();
+  } catch (const socket_error& e) {
+    int err = e.code().value();
+    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) throw;
+    static std::atomic<bool> said{false};
+    if (!quiet && !said.exchange(true))
+      std::cerr << "sslstream listen: " << e.what()
+                << " (out of descriptors or memory: new connections wait until some close)\n";
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    return std::nullopt;
+  }
+}
+
 int run(const listen_flags& f) {
   phase at = phase::setup;
   return guarded("listen", at, &f.tls, [&] {
@@ -110,13 +139,18 @@ int run(const listen_flags& f) {
     std::mutex m;
     std::condition_variable cv;
     unsigned active = 0;
+    raise_descriptor_limit();
     for (unsigned served = 0; f.max_connections == 0 || served < f.max_connections; ++served) {
-      auto sock = listener.accept_connection();
+      auto sock = accept_or_wait(listener, f.tls.quiet);
+      if (!sock) {
+        --served;
+        continue;
+      }
       {
         std::lock_guard lk(m);
         ++active;
       }
-      std::thread([&, sock = std::move(sock)]() mutable {
+      std::thread([&, sock = std::move(*sock)]() mutable {
         phase conn_at = phase::handshake;
         try {
           serve(std::move(sock), ctx, f, false);
@@ -124,7 +158,9 @@ int run(const listen_flags& f) {
           if (!f.tls.quiet) report("listen", conn_at, e, &f.tls);
         }
         std::lock_guard lk(m);
-        --active;
+        // Idle again: hand the memory the connections used back to the system, so that a
+        // server between bursts is as small as it started.
+        if (--active == 0) ::malloc_trim(0);
         cv.notify_all();
       }).detach();
     }
