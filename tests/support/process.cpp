@@ -10,6 +10,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <regex>
 #include <set>
@@ -174,6 +175,42 @@ std::optional<std::uint16_t> listening_port(pid_t pid, std::chrono::milliseconds
     std::this_thread::sleep_for(20ms);  // waiting for the child to bind; bounded by `timeout`
   } while (std::chrono::steady_clock::now() < until);
   return std::nullopt;
+}
+
+}  // namespace testing_support
+
+namespace testing_support {
+
+std::size_t open_descriptors(pid_t pid) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    ++n;
+  return n;
+}
+
+std::size_t resident_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      std::size_t kib = 0;
+      in >> kib;
+      return kib;
+    }
+    in.ignore(1 << 20, '\n');
+  }
+  return 0;
+}
+
+std::size_t thread_count(pid_t pid) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    ++n;
+  return n;
 }
 
 }  // namespace testing_support

@@ -58,6 +58,11 @@ class process {
 /// bind port 0 but do not print the port); nullopt if none appears within the timeout.
 std::optional<std::uint16_t> listening_port(pid_t pid, std::chrono::milliseconds timeout = 10s);
 
+/// What a process holds, from /proc: open descriptors, resident memory, threads.
+std::size_t open_descriptors(pid_t pid);
+std::size_t resident_kib(pid_t pid);
+std::size_t thread_count(pid_t pid);
+
 /// The path of a test certificate file made by tests/certs/make-test-certs.sh.
 std::string cert(const std::string& name);
 
