@@ -9,5 +9,6 @@ $sudo apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config git ca-certificates \
   libssl-dev openssl \
   libcli11-dev libgtest-dev libgmock-dev googletest libbenchmark-dev \
-  gnutls-bin curl socat python3 clang-format > /dev/null
+  gnutls-bin curl socat python3 clang-format \
+  clang-14 libclang-rt-14-dev valgrind sslscan nginx-light > /dev/null
 echo "dependencies installed"
