@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole test suite: a warnings-as-errors build and its tests, the install check
-# (find_package, add_subdirectory, pkg-config), an ASan+UBSan build of the tests, a TSan build
-# of the threaded tests, and the clang-format check. Run from anywhere; builds under build/.
+# The whole test suite: a warnings-as-errors build and its tests, valgrind of the CLI, the
+# install check (find_package, add_subdirectory, pkg-config), an ASan+UBSan build of the tests,
+# a TSan build of the threaded tests, a smoke run of each fuzz target, the benchmarks' smoke
+# runs, and the clang-format check. Run from anywhere; builds under build/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -13,6 +14,9 @@ step "build and test (RelWithDebInfo, -Werror)"
 cmake -S . -B build/release -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
 cmake --build build/release -j "$jobs"
 ctest --test-dir build/release -j "$jobs" --output-on-failure --timeout 600
+
+step "valgrind (memcheck) of the command-line tool's main paths"
+scripts/valgrind-cli.sh build/release
 
 step "install, then consume with find_package, add_subdirectory and pkg-config"
 rm -rf build/prefix build/consumer-*
@@ -31,19 +35,26 @@ build/consumer-pkgconfig
 step "ASan + UBSan build of every test"
 cmake -S . -B build/asan -DCMAKE_BUILD_TYPE=Debug -DSSLSTREAM_SANITIZE=address,undefined > /dev/null
 cmake --build build/asan -j "$jobs"
-# LeakSanitizer on for every library test. The CLI's subprocesses run with it off: one
-# `listen --keep-open` run under CI load reported 3 leaked X509 objects that no local run has
-# reproduced yet (see the closing note); ASan and UBSan stay on for them.
+# LeakSanitizer on for every test of the library. The tests that run the CLI as a subprocess
+# run it off: one `listen --keep-open` run under CI load once reported 3 leaked X509 objects
+# that no local run (nor valgrind, above, on the same path) has reproduced; ASan and UBSan stay
+# on for them, and valgrind checks the CLI's leaks.
+cli_labels='cli|load|sslscan'
 ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build/asan -j "$jobs" --output-on-failure --timeout 900 -LE cli
+  ctest --test-dir build/asan -j "$jobs" --output-on-failure --timeout 900 -LE "$cli_labels"
 ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-  ctest --test-dir build/asan -j "$jobs" --output-on-failure --timeout 900 -L cli
+  ctest --test-dir build/asan -j "$jobs" --output-on-failure --timeout 900 -L "$cli_labels"
 
 step "TSan build of the threaded tests"
 cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSSLSTREAM_SANITIZE=thread > /dev/null
-cmake --build build/tsan -j "$jobs" --target test_threads test_stream_semantics test_tls_matrix
+cmake --build build/tsan -j "$jobs" --target test_threads test_stream_semantics test_tls_matrix \
+  test_integrity
 TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-  ctest --test-dir build/tsan -j "$jobs" --output-on-failure --timeout 900 -L 'threads|stream_semantics|tls_matrix'
+  ctest --test-dir build/tsan -j "$jobs" --output-on-failure --timeout 900 \
+  -L 'threads|stream_semantics|tls_matrix|integrity'
+
+step "fuzz targets (libFuzzer, clang, ASan+UBSan), smoke run from the committed seeds"
+FUZZ_JOBS=$jobs fuzz/run 30
 
 step "benchmarks, smoke run (they must run and report; their figures are not checked here)"
 build/release/tools/sslstream bench --quick
