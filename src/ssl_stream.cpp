@@ -154,6 +154,8 @@ void ssl_stream::close() {
 
 bool ssl_stream::is_open() const noexcept { return impl_ && impl_->parts.fd; }
 void ssl_stream::set_timeout(std::chrono::milliseconds t) { checked(impl_).parts.timeout = t; }
+bool ssl_stream::input_pending() { return checked(impl_).input_pending(); }
+
 std::size_t ssl_stream::read_some(std::span<std::byte> b) {
   return checked(impl_).buf.read_some(b);
 }

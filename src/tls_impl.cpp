@@ -288,6 +288,12 @@ void tls_impl::write_until(std::span<const std::byte> in, const deadline& until)
   }
 }
 
+bool tls_impl::input_pending() {
+  if (buf.in_avail() > 0) return true;
+  std::lock_guard lk(ssl_mutex_);
+  return bio.preread_pos < bio.preread.size() || SSL_has_pending(ssl.get()) == 1;
+}
+
 void tls_impl::shutdown_output(const deadline& until) {
   if (close_notify_sent_) return;
   if (buf.has_output()) {

@@ -27,6 +27,7 @@ class tls_impl final : public transport {
   void write_all(std::span<const std::byte> in) override;
   void write_until(std::span<const std::byte> in, const deadline& until);
 
+  bool input_pending();
   void handshake();
   bool handshake_done() const noexcept { return handshake_done_.load(std::memory_order_acquire); }
   /// Flushes and sends close_notify (once).

@@ -279,6 +279,32 @@ TEST(StreamSemantics, AReadRetriedAfterATimeoutStillEndsCleanly) {
   EXPECT_EQ(p.client.read_some(b), 0u);  // close_notify: a clean end
 }
 
+TEST(StreamSemantics, InputPendingSeesBytesBufferedAboveTheSocket) {
+  // What an event loop asks before it waits on the descriptor: bytes OpenSSL already holds
+  // (the rest of a record, records read ahead) never make the socket readable again.
+  auto p = connected_pair();
+  p.client << "x" << std::flush;
+  std::byte one[1];
+  ASSERT_EQ(p.server.read_some(one), 1u);  // the handshake is done and the reads are empty
+  EXPECT_FALSE(p.server.input_pending());
+  p.client << std::string(100, 'a') << std::flush << std::string(100, 'b') << std::flush;
+  std::byte ten[10];
+  ASSERT_EQ(p.server.read_some(ten), 10u);
+  EXPECT_TRUE(p.server.input_pending());
+  std::size_t got = 10;
+  while (got < 200) {
+    std::byte b[50];
+    got += p.server.read_some(b);
+  }
+  EXPECT_EQ(got, 200u);
+  EXPECT_FALSE(p.server.input_pending());
+  // Bytes the iostream side has buffered count too.
+  p.client << "word rest" << std::flush;
+  std::string w;
+  p.server >> w;
+  EXPECT_TRUE(p.server.input_pending());
+}
+
 TEST(StreamSemantics, CloseBeforeAnyIoSendsNothing) {
   auto [s, c] = socket_pair();
   auto client = make_ssl_client_stream(std::move(c), client_options());

@@ -80,6 +80,10 @@ class ssl_stream : public std::iostream {
 
   std::size_t read_some(std::span<std::byte> buffer);
   void write_all(std::span<const std::byte> data);
+  /// True when a read can make progress without the socket becoming readable: bytes already
+  /// buffered by the stream or by OpenSSL (read ahead). An event loop must check this before
+  /// it waits on native_handle(), or it may wait for data that has already arrived.
+  bool input_pending();
 
   std::string local_host() const;
   std::uint16_t local_port() const;
