@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "cli.hpp"
+#include "keep_open.hpp"
 
 namespace cli {
 
@@ -50,25 +51,6 @@ void echo(ssl_stream& s) {
   s.close();
 }
 
-/// One accepted connection: handshake within the limit, then echo, relay, or copy to stdout.
-void serve(socket_stream sock, const ssl_context& ctx, const listen_flags& f, bool relay) {
-  auto tls = make_ssl_server_stream(std::move(sock), ctx);
-  tls.set_timeout(seconds(f.handshake_timeout));
-  tls.do_handshake();
-  if (f.tls.verbose) print_handshake(tls, "listen");
-  tls.set_timeout(seconds(f.tls.idle_timeout));
-  if (f.echo) return echo(tls);
-  if (relay) return relay_stdio(tls, f.tls.quiet);
-  static std::mutex out;
-  std::vector<std::byte> buf(1 << 16);
-  while (auto n = tls.read_some(buf)) {
-    std::lock_guard lk(out);  // whole reads at a time, so connections do not interleave mid-chunk
-    std::fwrite(buf.data(), 1, n, stdout);
-    std::fflush(stdout);
-  }
-  tls.close();
-}
-
 /// A server of many connections needs more descriptors than the usual soft limit of 1024:
 /// take what the hard limit allows, as Go's runtime does for every program.
 void raise_descriptor_limit() {
@@ -76,23 +58,6 @@ void raise_descriptor_limit() {
   if (::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
     r.rlim_cur = r.rlim_max;
     ::setrlimit(RLIMIT_NOFILE, &r);
-  }
-}
-
-/// The next connection; nullopt after a pause when the process is out of descriptors or
-/// memory, so that a flood of clients slows the server down instead of ending it.
-std::optional<socket_stream> accept_or_wait(passive_socket& listener, bool quiet) {
-  try {
-    return listener.accept_connection();
-  } catch (const socket_error& e) {
-    int err = e.code().value();
-    if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) throw;
-    static std::atomic<bool> said{false};
-    if (!quiet && !said.exchange(true))
-      std::cerr << "sslstream listen: " << e.what()
-                << " (out of descriptors or memory: new connections wait until some close)\n";
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    return std::nullopt;
   }
 }
 
@@ -112,12 +77,15 @@ int run(const listen_flags& f) {
     auto ctx = make_ssl_server_context(o);
     at = phase::connect;
     auto listener = make_socket(passive{.local_host = f.host, .local_port = f.port});
-    if (!f.tls.quiet)
-      std::cerr << "listening on " << (f.host.empty() ? "*" : f.host) << ':'
-                << listener.local_port() << std::endl;
-    if (!f.port_file.empty()) write_port_file(f.port_file, listener.local_port());
+    auto announce = [&] {
+      if (!f.tls.quiet)
+        std::cerr << "listening on " << (f.host.empty() ? "*" : f.host) << ':'
+                  << listener.local_port() << std::endl;
+      if (!f.port_file.empty()) write_port_file(f.port_file, listener.local_port());
+    };
 
     if (!f.keep_open) {
+      announce();
       auto sock = listener.accept_connection();
       listener.close();
       at = phase::handshake;
@@ -134,38 +102,11 @@ int run(const listen_flags& f) {
       return ok;
     }
 
-    // --keep-open: each connection on its own thread, so a slow or hostile client never holds
-    // up the others; a failing connection is reported and the server goes on.
-    std::mutex m;
-    std::condition_variable cv;
-    unsigned active = 0;
     raise_descriptor_limit();
-    for (unsigned served = 0; f.max_connections == 0 || served < f.max_connections; ++served) {
-      auto sock = accept_or_wait(listener, f.tls.quiet);
-      if (!sock) {
-        --served;
-        continue;
-      }
-      {
-        std::lock_guard lk(m);
-        ++active;
-      }
-      std::thread([&, sock = std::move(*sock)]() mutable {
-        phase conn_at = phase::handshake;
-        try {
-          serve(std::move(sock), ctx, f, false);
-        } catch (const std::exception& e) {
-          if (!f.tls.quiet) report("listen", conn_at, e, &f.tls);
-        }
-        std::lock_guard lk(m);
-        // Idle again: hand the memory the connections used back to the system, so that a
-        // server between bursts is as small as it started.
-        if (--active == 0) ::malloc_trim(0);
-        cv.notify_all();
-      }).detach();
-    }
-    std::unique_lock lk(m);
-    cv.wait(lk, [&] { return active == 0; });
+    serve_keep_open(listener, ctx,
+                    {f.echo, f.max_connections, seconds(f.handshake_timeout),
+                     seconds(f.tls.idle_timeout), &f.tls},
+                    announce);
     return ok;
   });
 }

@@ -1,0 +1,287 @@
+#include "keep_open.hpp"
+
+#include <malloc.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdio>
+#include <deque>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <mutex>
+#include <thread>
+#include <unordered_map>
+
+namespace cli {
+
+using namespace sslstream;
+using clock_type = std::chrono::steady_clock;
+
+namespace {
+
+struct connection {
+  ssl_stream s;
+  bool handshaken = false;
+  std::string peer;  // "host:port", for messages
+};
+
+/// Threads made on demand and kept for reuse (a few idle ones at most), each serving one ready
+/// connection at a time. A connection never waits for another to be served: if no worker is
+/// idle, a new thread starts.
+class worker_pool {
+ public:
+  using handler = std::function<void(std::unique_ptr<connection>)>;
+  explicit worker_pool(handler h) : handle_(std::move(h)) {}
+  void submit(std::unique_ptr<connection> c) {
+    std::lock_guard lk(m_);
+    ready_.push_back(std::move(c));
+    if (ready_.size() <= idle_) {
+      work_.notify_one();
+      return;
+    }
+    ++threads_;
+    std::thread([this] { loop(); }).detach();
+  }
+  /// Ends the idle workers and waits for the busy ones to finish.
+  ~worker_pool() {
+    std::unique_lock lk(m_);
+    stopping_ = true;
+    work_.notify_all();
+    gone_.wait(lk, [&] { return threads_ == 0; });
+  }
+
+ private:
+  static constexpr std::size_t max_idle = 8;
+  void loop() {
+    std::unique_lock lk(m_);
+    for (;;) {
+      while (ready_.empty()) {
+        if (stopping_ || idle_ >= max_idle) {
+          if (--threads_ == 0) gone_.notify_all();
+          return;
+        }
+        ++idle_;
+        work_.wait(lk);
+        --idle_;
+      }
+      auto c = std::move(ready_.front());
+      ready_.pop_front();
+      lk.unlock();
+      handle_(std::move(c));
+      lk.lock();
+    }
+  }
+  handler handle_;
+  std::mutex m_;
+  std::condition_variable work_, gone_;
+  std::deque<std::unique_ptr<connection>> ready_;
+  std::size_t idle_ = 0, threads_ = 0;
+  bool stopping_ = false;
+};
+
+class server {
+ public:
+  server(const ssl_context& ctx, const keep_open_options& o) : ctx_(ctx), o_(o) {
+    ep_ = ::epoll_create1(EPOLL_CLOEXEC);
+    if (ep_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
+    parker_ = std::thread([this] { park_loop(); });
+  }
+  ~server() {
+    {
+      std::lock_guard lk(m_);
+      stopping_ = true;
+    }
+    parker_.join();
+    parked_.clear();
+    ::close(ep_);
+  }
+
+  void accepted(socket_stream sock) {
+    auto c =
+        std::make_unique<connection>(connection{make_ssl_server_stream(std::move(sock), ctx_)});
+    c->peer = c->s.remote_host() + ':' + std::to_string(c->s.remote_port());
+    {
+      std::lock_guard lk(m_);
+      ++live_;
+    }
+    park(std::move(c), o_.handshake_timeout.count() > 0 ? clock_type::now() + o_.handshake_timeout
+                                                        : clock_type::time_point::max());
+  }
+
+  /// Waits until every connection has ended.
+  void drain() {
+    std::unique_lock lk(m_);
+    ended_.wait(lk, [&] { return live_ == 0; });
+  }
+
+ private:
+  struct parked {
+    std::unique_ptr<connection> c;
+    clock_type::time_point until;  // max(): no limit
+  };
+
+  void park(std::unique_ptr<connection> c, clock_type::time_point until) {
+    int fd = c->s.native_handle();
+    std::lock_guard lk(m_);
+    parked_[fd] = {std::move(c), until};
+    epoll_event ev{};
+    ev.events = EPOLLIN | EPOLLONESHOT;
+    ev.data.fd = fd;
+    if (::epoll_ctl(ep_, EPOLL_CTL_MOD, fd, &ev) != 0) ::epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
+  }
+
+  void ended() {
+    std::lock_guard lk(m_);
+    if (--live_ == 0) {
+      // Idle again: hand the memory the connections used back to the system, so that a
+      // server between bursts is as small as it started.
+      ::malloc_trim(0);
+      ended_.notify_all();
+    }
+  }
+
+  /// The parker: hands readable connections to workers, drops those past their limit.
+  void park_loop() {
+    std::vector<epoll_event> events(256);
+    for (;;) {
+      {
+        std::lock_guard lk(m_);
+        if (stopping_) return;
+      }
+      // A short wait bounds how late a timeout is noticed; parking needs no wake-up.
+      int n = ::epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 100);
+      std::vector<std::unique_ptr<connection>> ready, expired;
+      {
+        std::lock_guard lk(m_);
+        for (int i = 0; i < n; ++i) {
+          auto it = parked_.find(events[static_cast<std::size_t>(i)].data.fd);
+          if (it == parked_.end()) continue;
+          ready.push_back(std::move(it->second.c));
+          parked_.erase(it);
+        }
+        auto now = clock_type::now();
+        if (now >= next_sweep_) {  // timeouts are in seconds: a sweep every 100 ms is enough
+          next_sweep_ = now + std::chrono::milliseconds(100);
+          for (auto it = parked_.begin(); it != parked_.end();) {
+            if (it->second.until <= now) {
+              expired.push_back(std::move(it->second.c));
+              it = parked_.erase(it);
+            } else {
+              ++it;
+            }
+          }
+        }
+      }
+      for (auto& c : expired) drop(std::move(c));
+      for (auto& c : ready) pool_.submit(std::move(c));
+    }
+  }
+
+  void drop(std::unique_ptr<connection> c) {
+    ::epoll_ctl(ep_, EPOLL_CTL_DEL, c->s.native_handle(), nullptr);
+    if (!o_.tls->quiet) {
+      if (!c->handshaken)
+        std::cerr << "sslstream listen: " << c->peer
+                  << ": the TLS handshake timed out (--handshake-timeout): connection dropped\n";
+      else
+        std::cerr << "sslstream listen: " << c->peer
+                  << ": idle past --idle-timeout, timed out: connection closed\n";
+    }
+    c.reset();  // an idle, healthy stream says close_notify; a handshake never begun says nothing
+    ended();
+  }
+
+  /// On a worker: handshake or serve what arrived, then park again or end.
+  void serve(std::unique_ptr<connection> c) {
+    phase at = c->handshaken ? phase::transfer : phase::handshake;
+    bool done = false;
+    try {
+      auto& s = c->s;
+      // Woken for bytes on the socket; right after the handshake, only for what it buffered.
+      bool must_read = c->handshaken;
+      if (!c->handshaken) {
+        s.set_timeout(o_.handshake_timeout);
+        s.do_handshake();
+        c->handshaken = true;
+        at = phase::transfer;
+        if (o_.tls->verbose) print_handshake(s, "listen");
+        s.set_timeout(o_.idle_timeout);
+      }
+      // A buffer while serving, not per connection (nor per thread, which would outlive a
+      // burst and keep its memory from the trim).
+      constexpr std::size_t size = 1 << 16;
+      std::unique_ptr<std::byte[]> mem(new std::byte[size]);
+      std::span buf(mem.get(), size);
+      while (!done && (must_read || s.input_pending())) {
+        must_read = false;
+        auto n = s.read_some(buf);
+        if (n == 0) {  // the peer's close_notify
+          if (o_.echo) s.close();
+          done = true;
+        } else if (o_.echo) {
+          s.write_all(buf.first(n));
+        } else {
+          static std::mutex out;
+          std::lock_guard lk(out);  // whole reads at a time, so connections do not interleave
+          std::fwrite(buf.data(), 1, n, stdout);
+          std::fflush(stdout);
+        }
+      }
+    } catch (const std::exception& e) {
+      if (!o_.tls->quiet) report("listen", at, e, o_.tls);
+      done = true;
+    }
+    if (done) {
+      ::epoll_ctl(ep_, EPOLL_CTL_DEL, c->s.native_handle(), nullptr);
+      { auto gone = std::move(c->s); }  // closed here, on this worker
+      ended();
+      return;
+    }
+    auto until = o_.idle_timeout.count() > 0 ? clock_type::now() + o_.idle_timeout
+                                             : clock_type::time_point::max();
+    park(std::move(c), until);
+  }
+
+  const ssl_context& ctx_;
+  const keep_open_options& o_;
+  int ep_ = -1;
+  std::mutex m_;
+  std::condition_variable ended_;
+  std::unordered_map<int, parked> parked_;
+  std::size_t live_ = 0;
+  bool stopping_ = false;
+  clock_type::time_point next_sweep_{};
+  worker_pool pool_{[this](std::unique_ptr<connection> c) { serve(std::move(c)); }};
+  std::thread parker_;
+};
+
+}  // namespace
+
+void serve_keep_open(passive_socket& listener, const ssl_context& ctx, const keep_open_options& o,
+                     const std::function<void()>& ready) {
+  server srv(ctx, o);
+  ready();
+  for (unsigned served = 0; o.max_connections == 0 || served < o.max_connections;) {
+    try {
+      srv.accepted(listener.accept_connection());
+      ++served;
+    } catch (const socket_error& e) {
+      // Out of descriptors or memory: pause and retry, so that a flood of clients slows the
+      // server down instead of ending it.
+      int err = e.code().value();
+      if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) throw;
+      static std::atomic<bool> said{false};
+      if (!o.tls->quiet && !said.exchange(true))
+        std::cerr << "sslstream listen: " << e.what()
+                  << " (out of descriptors or memory: new connections wait until some close)\n";
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+  }
+  srv.drain();
+}
+
+}  // namespace cli
