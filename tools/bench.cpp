@@ -1,13 +1,16 @@
 // sslstream bench: throughput, handshakes, round trips and memory per connection, measured on
 // loopback through the public API, each beside its baseline from the same run.
+#include <fcntl.h>
 #include <malloc.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstdio>
 #include <ctime>
+#include <filesystem>
 #include <fstream>
 #include <future>
 #include <iomanip>
@@ -291,6 +294,89 @@ void bench_memory(std::vector<figure>& out, const identities& id, bool quick) {
                  std::to_string(n) + " connections; kernel socket buffers not counted"});
 }
 
+std::size_t resident_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      std::size_t kib = 0;
+      in >> kib;
+      return kib;
+    }
+    in.ignore(1 << 20, '\n');
+  }
+  return 0;
+}
+
+/// `sslstream listen --keep-open --echo` as its own process (this same binary), holding `n`
+/// idle TLS connections made by this process: its resident memory before and after.
+void bench_keep_open(std::vector<figure>& out, bool quick) {
+  int n = quick ? 500 : 10000;
+  progress("listen --keep-open with " + std::to_string(n) + " idle connections");
+  rlimit r{};
+  ::getrlimit(RLIMIT_NOFILE, &r);
+  r.rlim_cur = r.rlim_max;
+  ::setrlimit(RLIMIT_NOFILE, &r);
+  if (r.rlim_cur < static_cast<rlim_t>(n) + 64)
+    throw std::runtime_error("bench: the descriptor limit (" + std::to_string(r.rlim_cur) +
+                             ") is too low for " + std::to_string(n) + " connections");
+  char dir[] = "/tmp/sslstream-bench-XXXXXX";
+  if (!::mkdtemp(dir)) throw std::system_error(errno, std::generic_category(), "mkdtemp");
+  std::string port_file = std::string(dir) + "/port";
+  pid_t server = ::fork();
+  if (server == 0) {
+    int devnull = ::open("/dev/null", O_RDWR);
+    ::dup2(devnull, 0);
+    ::dup2(devnull, 1);
+    ::dup2(devnull, 2);
+    ::execl("/proc/self/exe", "sslstream", "listen", "--keep-open", "--echo", "--host", "127.0.0.1",
+            "--port-file", port_file.c_str(), "-q", static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  struct reaper {
+    pid_t pid;
+    std::string dir;
+    ~reaper() {
+      ::kill(pid, SIGKILL);
+      int st;
+      ::waitpid(pid, &st, 0);
+      std::filesystem::remove_all(dir);
+    }
+  } reap{server, dir};
+  std::uint16_t port = 0;
+  for (int i = 0; i < 300 && !port; ++i) {  // up to 30 s for it to start
+    std::ifstream in(port_file);
+    if (!(in >> port)) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!port) throw std::runtime_error("bench: listen did not start");
+  ssl_options o;
+  o.verify = verify_mode::none;  // measuring memory, not trust
+  auto ctx = make_ssl_client_context(o);
+  auto connect_one = [&] {
+    auto s = make_ssl_client_stream(
+        make_socket(active{.remote_host = "127.0.0.1", .remote_port = port}), ctx);
+    s.set_timeout(std::chrono::seconds(60));
+    s << 'x' << std::flush;  // one echo: the server has finished the handshake and waits
+    char c;
+    s >> c;
+    return s;
+  };
+  { auto warm = connect_one(); }
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // lets it settle after warm-up
+  auto before = resident_kib(server);
+  std::vector<ssl_stream> held;
+  held.reserve(static_cast<std::size_t>(n));
+  for (int i = 0; i < n; ++i) held.push_back(connect_one());
+  auto after = resident_kib(server);
+  out.push_back(
+      {"memory",
+       "listen --keep-open --echo, resident with " + std::to_string(n) + " idle TLS connections",
+       "MiB", static_cast<double>(after) / 1024,
+       std::to_string(before / 1024) + " MiB before them"});
+  out.push_back({"memory", "listen --keep-open --echo, resident per idle TLS connection", "KiB",
+                 static_cast<double>(after - before) / n, ""});
+}
+
 std::string fmt(double v) {
   std::ostringstream s;
   s << std::fixed << std::setprecision(v >= 100 ? 0 : v >= 10 ? 1 : 2) << v;
@@ -306,7 +392,10 @@ int run(const bench_flags& f) {
     if (want("bulk")) bench_bulk(figs, id, f.quick);
     if (want("handshakes")) bench_handshakes(figs, id, f.quick);
     if (want("latency")) bench_latency(figs, id, f.quick);
-    if (want("memory")) bench_memory(figs, id, f.quick);
+    if (want("memory")) {
+      bench_memory(figs, id, f.quick);
+      bench_keep_open(figs, f.quick);
+    }
     if (::isatty(2)) std::cerr << "\r\033[K";
     if (f.json) {
       std::cout << "{\"mode\": \"" << (f.quick ? "quick" : "full") << "\", \"figures\": [\n";
