@@ -106,7 +106,7 @@ class server {
     c->peer = c->s.remote_host() + ':' + std::to_string(c->s.remote_port());
     {
       std::lock_guard lk(m_);
-      ++live_;
+      peak_ = std::max(peak_, ++live_);
     }
     park(std::move(c), o_.handshake_timeout.count() > 0 ? clock_type::now() + o_.handshake_timeout
                                                         : clock_type::time_point::max());
@@ -137,9 +137,11 @@ class server {
   void ended() {
     std::lock_guard lk(m_);
     if (--live_ == 0) {
-      // Idle again: hand the memory the connections used back to the system, so that a
-      // server between bursts is as small as it started.
-      ::malloc_trim(0);
+      // Idle again after a burst: the parker hands the memory the connections used back to the
+      // system once the burst's workers are gone too, so that a server between bursts is as
+      // small as it started. Not after every lone client: a trim walks every arena.
+      if (peak_ >= 64) trim_at_ = clock_type::now() + std::chrono::milliseconds(500);
+      peak_ = 0;
       ended_.notify_all();
     }
   }
@@ -164,6 +166,10 @@ class server {
           parked_.erase(it);
         }
         auto now = clock_type::now();
+        if (trim_at_ <= now && live_ == 0) {
+          ::malloc_trim(0);
+          trim_at_ = clock_type::time_point::max();
+        }
         if (now >= next_sweep_) {  // timeouts are in seconds: a sweep every 100 ms is enough
           next_sweep_ = now + std::chrono::milliseconds(100);
           for (auto it = parked_.begin(); it != parked_.end();) {
@@ -252,9 +258,10 @@ class server {
   std::mutex m_;
   std::condition_variable ended_;
   std::unordered_map<int, parked> parked_;
-  std::size_t live_ = 0;
+  std::size_t live_ = 0, peak_ = 0;  // connections now, and most at once since idle
   bool stopping_ = false;
   clock_type::time_point next_sweep_{};
+  clock_type::time_point trim_at_ = clock_type::time_point::max();
   worker_pool pool_{[this](std::unique_ptr<connection> c) { serve(std::move(c)); }};
   std::thread parker_;
 };
