@@ -3,7 +3,7 @@
 
   py_tls.py server PORTFILE CERT     accept one TLS connection, read to EOF, print bytes read
   py_tls.py client PORT CA BYTES     connect, write BYTES in 1 MiB chunks, close
-  py_tls.py handshakes PORT SECONDS full|resumed
+  py_tls.py handshakes PORT SECONDS full|resumed [COUNT]
                                       connect over and over for SECONDS (TLS 1.3, no verification:
                                       the server's cost is what is measured), each time send a small
                                       request and read the first reply byte, so that the ticket
@@ -52,7 +52,7 @@ def client(port, ca, count):
     tls.close()
 
 
-def handshakes(port, seconds, mode):
+def handshakes(port, seconds, mode, limit=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -60,7 +60,7 @@ def handshakes(port, seconds, mode):
     session = None
     count = resumed = 0
     end = time.monotonic() + float(seconds)
-    while time.monotonic() < end:
+    while time.monotonic() < end and (limit is None or count < int(limit)):
         raw = socket.create_connection(("127.0.0.1", int(port)))
         tls = ctx.wrap_socket(raw, server_hostname="localhost",
                               session=session if mode == "resumed" else None)
@@ -75,7 +75,7 @@ def handshakes(port, seconds, mode):
 
 if __name__ == "__main__":
     if sys.argv[1] == "handshakes":
-        handshakes(*sys.argv[2:5])
+        handshakes(*sys.argv[2:6])
         sys.exit(0)
     if sys.argv[1] == "server":
         server(sys.argv[2], sys.argv[3])
