@@ -90,6 +90,18 @@ bool eventually(F done, std::chrono::seconds limit = 30s) {
   return true;
 }
 
+/// A plain TCP connection to 127.0.0.1:port that will never say anything; -1 on failure.
+int raw_connect(std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+  if (fd >= 0) ::close(fd);
+  return -1;
+}
+
 /// Resident memory once it has stopped falling (the server trims its heap shortly after a burst
 /// ends): unchanged within 64 KiB over a second, or the last reading after 10 s.
 std::size_t settled_resident_kib(pid_t pid) {
@@ -195,12 +207,8 @@ TEST(Load, FiveHundredIdleClientsNeitherBlockOthersNorStay) {
   // 500 TCP connections that never send a byte.
   std::vector<int> idle;
   for (int i = 0; i < 500; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(srv.port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    int fd = raw_connect(srv.port);
+    ASSERT_GE(fd, 0);
     idle.push_back(fd);
   }
   ASSERT_TRUE(eventually([&] { return open_descriptors(pid) >= fds + 500; }))
@@ -237,12 +245,8 @@ TEST(Load, RunningOutOfDescriptorsSlowsTheServerButDoesNotEndIt) {
   auto port = static_cast<std::uint16_t>(std::stoul(*p));
   std::vector<int> held;
   for (int i = 0; i < 60; ++i) {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_port = htons(port);
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    int fd = raw_connect(port);
+    ASSERT_GE(fd, 0);
     held.push_back(fd);
   }
   ASSERT_TRUE(proc.wait_for_output("out of descriptors")) << proc.output();
