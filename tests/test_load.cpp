@@ -236,6 +236,8 @@ TEST(Load, FiveHundredIdleClientsNeitherBlockOthersNorStay) {
 }
 
 TEST(Load, RunningOutOfDescriptorsSlowsTheServerButDoesNotEndIt) {
+  if (sanitized)  // UBSan's type checks open /proc/self/maps: out of descriptors, they misfire
+    GTEST_SKIP() << "the sanitizer runtime needs descriptors of its own; run in the plain build";
   // A server limited to 40 descriptors meets 60 clients that hold their connections open.
   process proc({"bash", "-c",
                 "ulimit -n 40 && exec " + bin + " listen --keep-open --echo --cert " +
