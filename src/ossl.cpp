@@ -58,7 +58,8 @@ int bio_write(BIO* b, const char* buf, int len) {
   auto& s = state_of(b);
   BIO_clear_retry_flags(b);
   for (;;) {
-    auto n = ::send(s.fd, buf, static_cast<std::size_t>(len), MSG_NOSIGNAL);
+    auto n =
+        ::send(s.fd, buf, static_cast<std::size_t>(len), MSG_NOSIGNAL | (s.more ? MSG_MORE : 0));
     if (n >= 0) return static_cast<int>(n);
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {

@@ -45,6 +45,7 @@ struct socket_bio_state {
   std::string preread;
   std::size_t preread_pos = 0;
   int last_errno = 0;
+  bool more = false;  // more records follow at once: send with MSG_MORE (see write_until)
 };
 /// The returned BIO points at `state`, which must outlive it.
 BIO* new_socket_bio(socket_bio_state* state);

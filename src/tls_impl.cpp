@@ -280,10 +280,21 @@ void tls_impl::write_all(std::span<const std::byte> in) {
 
 void tls_impl::write_until(std::span<const std::byte> in, const deadline& until) {
   handshake();
+  // One record per SSL_write_ex, each sent with MSG_MORE but the last: the kernel then packs
+  // a large write into full-sized segments, so the reader wakes and recv()s once per several
+  // records instead of once per record. The last record goes out at once, as always.
+  constexpr std::size_t record = 16384;
   while (!in.empty()) {
     std::size_t done = 0;
-    perform([&](SSL* s) { return SSL_write_ex(s, in.data(), in.size(), &done); }, until,
-            op_kind::write);
+    auto chunk = in.first(std::min(in.size(), record));
+    perform(
+        [&](SSL* s) {
+          bio.more = in.size() > chunk.size();
+          int r = SSL_write_ex(s, chunk.data(), chunk.size(), &done);
+          bio.more = false;
+          return r;
+        },
+        until, op_kind::write);
     in = in.subspan(done);
   }
 }
