@@ -1,6 +1,7 @@
 #include "keep_open.hpp"
 
 #include <malloc.h>
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -108,8 +109,16 @@ class server {
       std::lock_guard lk(m_);
       peak_ = std::max(peak_, ++live_);
     }
+    // The ClientHello has usually arrived with the connection: then straight to a worker,
+    // without a round through the epoll set.
+    if (readable_now(c->s.native_handle())) return pool_.submit(std::move(c));
     park(std::move(c), o_.handshake_timeout.count() > 0 ? clock_type::now() + o_.handshake_timeout
                                                         : clock_type::time_point::max());
+  }
+
+  static bool readable_now(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    return ::poll(&p, 1, 0) == 1;
   }
 
   /// Waits until every connection has ended.
@@ -222,7 +231,10 @@ class server {
       constexpr std::size_t size = 1 << 16;
       std::unique_ptr<std::byte[]> mem(new std::byte[size]);
       std::span buf(mem.get(), size);
-      while (!done && (must_read || s.input_pending())) {
+      // Serve while bytes are there, buffered or on the socket (asked without waiting): a
+      // connection in the middle of a conversation stays on its worker, and only one that has
+      // gone quiet is parked.
+      while (!done && (must_read || s.input_pending() || readable_now(s.native_handle()))) {
         must_read = false;
         auto n = s.read_some(buf);
         if (n == 0) {  // the peer's close_notify
