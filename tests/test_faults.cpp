@@ -7,9 +7,9 @@
 
 #include <future>
 #include <map>
-#include <random>
 #include <set>
 
+#include "data.hpp"
 #include "fault_proxy.hpp"
 #include "loopback.hpp"
 
@@ -37,26 +37,6 @@ std::string describe(const std::exception_ptr& e) {
   }
 }
 
-std::string bytes(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
-
-/// Reads exactly `n` bytes (fewer only if the stream ends first).
-std::string read_exactly(ssl_stream& s, std::size_t n) {
-  std::string out(n, '\0');
-  std::size_t got = 0;
-  while (got < n) {
-    auto k = s.read_some(std::as_writable_bytes(std::span(out)).subspan(got));
-    if (k == 0) break;
-    got += k;
-  }
-  out.resize(got);
-  return out;
-}
-
 template <class F>
 side run_side(F body) {
   side r;
@@ -78,7 +58,7 @@ struct conversation {
 };
 
 // The first records after the handshake: small, so that sweeping every offset stays quick.
-const std::string request = bytes(200, 1), reply = bytes(300, 2);
+const std::string request = random_bytes(200, 1), reply = random_bytes(300, 2);
 
 /// The client sends `request`, the server answers with `reply`, both close; through a proxy
 /// applying `f`. Fresh client context each time, so every run is a full handshake.

@@ -6,12 +6,12 @@
 //   SSLSTREAM_INTEGRITY_ROUNDS=300 SSLSTREAM_INTEGRITY_SEED=7 build/.../test_integrity
 // runs a longer one (the seed of a failing round is in its message).
 #include <gtest/gtest.h>
-#include <openssl/evp.h>
 
 #include <cstdlib>
 #include <future>
 #include <random>
 
+#include "data.hpp"
 #include "loopback.hpp"
 
 using namespace sslstream;
@@ -29,13 +29,6 @@ std::string random_bytes(std::size_t n, std::mt19937_64& rng) {
   std::string s(n, '\0');
   for (auto& c : s) c = static_cast<char>(rng());
   return s;
-}
-
-std::string sha256(const std::string& s) {
-  unsigned char md[32];
-  unsigned len = 0;
-  EVP_Digest(s.data(), s.size(), md, &len, EVP_sha256(), nullptr);
-  return std::string(reinterpret_cast<char*>(md), len);
 }
 
 /// A size between 1 and `max`, small ones as likely as large ones (log-uniform).

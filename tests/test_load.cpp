@@ -10,9 +10,9 @@
 #include <unistd.h>
 
 #include <barrier>
-#include <random>
 #include <thread>
 
+#include "data.hpp"
 #include "loopback.hpp"
 
 using namespace sslstream;
@@ -52,24 +52,10 @@ struct echo_server {
   }
 };
 
-std::string random_bytes(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& c : s) c = static_cast<char>(rng());
-  return s;
-}
-
 /// One TLS client: sends `data`, reads it back, and says whether every byte came back.
 bool echo_once(ssl_stream& s, const std::string& data) {
   s.write_all(std::as_bytes(std::span(data)));
-  std::string back(data.size(), '\0');
-  std::size_t got = 0;
-  while (got < back.size()) {
-    auto n = s.read_some(std::as_writable_bytes(std::span(back)).subspan(got));
-    if (n == 0) return false;
-    got += n;
-  }
-  return back == data;
+  return read_exactly(s, data.size()) == data;
 }
 
 ssl_stream connect_tls(std::uint16_t port, const ssl_context& ctx) {

@@ -10,6 +10,7 @@
 #include <random>
 #include <thread>
 
+#include "data.hpp"
 #include "loopback.hpp"
 
 using namespace sslstream;
@@ -22,33 +23,6 @@ tls_pair connected_pair() {
   auto r = handshake_both(p.server, p.client);
   if (r.server || r.client) throw std::runtime_error("handshake failed");
   return p;
-}
-
-std::string sha256(const std::string& data) {
-  unsigned char md[32];
-  unsigned int n = 0;
-  EVP_Digest(data.data(), data.size(), md, &n, EVP_sha256(), nullptr);
-  return std::string(reinterpret_cast<char*>(md), n);
-}
-
-std::string random_bytes(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::string s(n, '\0');
-  for (auto& ch : s) ch = static_cast<char>(rng());
-  return s;
-}
-
-/// Reads exactly n bytes with read_some.
-template <class Stream>
-std::string read_exactly(Stream& s, std::size_t n) {
-  std::string out(n, '\0');
-  std::size_t got = 0;
-  while (got < n) {
-    auto k = s.read_some(std::as_writable_bytes(std::span(out)).subspan(got));
-    if (k == 0) throw std::runtime_error("early EOF");
-    got += k;
-  }
-  return out;
 }
 
 }  // namespace
