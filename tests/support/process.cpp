@@ -177,18 +177,24 @@ std::optional<std::uint16_t> listening_port(pid_t pid, std::chrono::milliseconds
   return std::nullopt;
 }
 
-}  // namespace testing_support
+namespace {
 
-namespace testing_support {
-
-std::size_t open_descriptors(pid_t pid) {
+/// Entries of /proc/PID/WHAT (descriptors, threads); 0 once the process is gone.
+std::size_t proc_entries(pid_t pid, const char* what) {
   std::size_t n = 0;
   std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/fd", ec);
+  for (auto it =
+           std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/" + what, ec);
        !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
     ++n;
   return n;
 }
+
+}  // namespace
+
+std::size_t open_descriptors(pid_t pid) { return proc_entries(pid, "fd"); }
+
+std::size_t thread_count(pid_t pid) { return proc_entries(pid, "task"); }
 
 std::size_t resident_kib(pid_t pid) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
@@ -202,15 +208,6 @@ std::size_t resident_kib(pid_t pid) {
     in.ignore(1 << 20, '\n');
   }
   return 0;
-}
-
-std::size_t thread_count(pid_t pid) {
-  std::size_t n = 0;
-  std::error_code ec;
-  for (auto it = std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec);
-       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
-    ++n;
-  return n;
 }
 
 }  // namespace testing_support
