@@ -320,12 +320,8 @@ std::size_t resident_kib(pid_t pid) {
 void bench_keep_open(std::vector<figure>& out, bool quick) {
   int n = quick ? 500 : 10000;
   progress("listen --keep-open with " + std::to_string(n) + " idle connections");
-  rlimit r{};
-  ::getrlimit(RLIMIT_NOFILE, &r);
-  r.rlim_cur = r.rlim_max;
-  ::setrlimit(RLIMIT_NOFILE, &r);
-  if (r.rlim_cur < static_cast<rlim_t>(n) + 64)
-    throw std::runtime_error("bench: the descriptor limit (" + std::to_string(r.rlim_cur) +
+  if (auto limit = raise_descriptor_limit(); limit < static_cast<std::size_t>(n) + 64)
+    throw std::runtime_error("bench: the descriptor limit (" + std::to_string(limit) +
                              ") is too low for " + std::to_string(n) + " connections");
   char dir[] = "/tmp/sslstream-bench-XXXXXX";
   if (!::mkdtemp(dir)) throw std::system_error(errno, std::generic_category(), "mkdtemp");

@@ -52,6 +52,11 @@ void print_handshake(sslstream::ssl_stream& s, const std::string& who);
 /// ends (TLS half close); returns once both are closed.
 void relay_stdio(sslstream::ssl_stream& s, bool quiet);
 
+/// A process serving many connections needs more descriptors than the usual soft limit of
+/// 1024: takes what the hard limit allows, as Go's runtime does for every program. Returns the
+/// soft limit now in force.
+std::size_t raise_descriptor_limit();
+
 /// Parses "sha256:HEX" (colons allowed, any case) into lower-case hex; throws on a bad pin.
 std::string parse_pin(const std::string& pin);
 

@@ -3,16 +3,13 @@
 #include <malloc.h>
 #include <poll.h>
 #include <sys/epoll.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
-#include <functional>
 #include <iostream>
-#include <map>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -143,7 +140,11 @@ class server {
     if (::epoll_ctl(ep_, EPOLL_CTL_MOD, fd, &ev) != 0) ::epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
   }
 
-  void ended() {
+  /// Closes a connection (on the calling thread) and counts it out.
+  void end(std::unique_ptr<connection> c) {
+    ::epoll_ctl(ep_, EPOLL_CTL_DEL, c->s.native_handle(), nullptr);
+    // A healthy stream says close_notify; one never handshaken, or abandoned, says nothing.
+    c.reset();
     std::lock_guard lk(m_);
     if (--live_ == 0) {
       // Idle again after a burst: the parker hands the memory the connections used back to the
@@ -197,7 +198,6 @@ class server {
   }
 
   void drop(std::unique_ptr<connection> c) {
-    ::epoll_ctl(ep_, EPOLL_CTL_DEL, c->s.native_handle(), nullptr);
     if (!o_.tls->quiet) {
       if (!c->handshaken)
         std::cerr << "sslstream listen: " << c->peer
@@ -206,8 +206,7 @@ class server {
         std::cerr << "sslstream listen: " << c->peer
                   << ": idle past --idle-timeout, timed out: connection closed\n";
     }
-    c.reset();  // an idle, healthy stream says close_notify; a handshake never begun says nothing
-    ended();
+    end(std::move(c));
   }
 
   /// On a worker: handshake or serve what arrived, then park again or end.
@@ -253,12 +252,7 @@ class server {
       if (!o_.tls->quiet) report("listen", at, e, o_.tls);
       done = true;
     }
-    if (done) {
-      ::epoll_ctl(ep_, EPOLL_CTL_DEL, c->s.native_handle(), nullptr);
-      { auto gone = std::move(c->s); }  // closed here, on this worker
-      ended();
-      return;
-    }
+    if (done) return end(std::move(c));
     auto until = o_.idle_timeout.count() > 0 ? clock_type::now() + o_.idle_timeout
                                              : clock_type::time_point::max();
     park(std::move(c), until);
@@ -282,6 +276,7 @@ class server {
 
 void serve_keep_open(passive_socket& listener, const ssl_context& ctx, const keep_open_options& o,
                      const std::function<void()>& ready) {
+  raise_descriptor_limit();
   server srv(ctx, o);
   ready();
   for (unsigned served = 0; o.max_connections == 0 || served < o.max_connections;) {

@@ -1,7 +1,6 @@
 // sslstream listen: a TLS server for one connection (relayed to stdin/stdout) or, with
 // --keep-open, for many at once (each echoed, or its bytes copied to stdout).
 #include <malloc.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -51,16 +50,6 @@ void echo(ssl_stream& s) {
   s.close();
 }
 
-/// A server of many connections needs more descriptors than the usual soft limit of 1024:
-/// take what the hard limit allows, as Go's runtime does for every program.
-void raise_descriptor_limit() {
-  rlimit r{};
-  if (::getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
-    r.rlim_cur = r.rlim_max;
-    ::setrlimit(RLIMIT_NOFILE, &r);
-  }
-}
-
 int run(const listen_flags& f) {
   phase at = phase::setup;
   return guarded("listen", at, &f.tls, [&] {
@@ -102,7 +91,6 @@ int run(const listen_flags& f) {
       return ok;
     }
 
-    raise_descriptor_limit();
     serve_keep_open(listener, ctx,
                     {f.echo, f.max_connections, seconds(f.handshake_timeout),
                      seconds(f.tls.idle_timeout), &f.tls},
