@@ -1,8 +1,11 @@
 // Fuzzing support: a real loopback TCP connection per input, one end ours (a socket_stream for
 // our SSL stream), the other raw (the fuzzer's bytes are written to it, then its output is shut,
-// so our side always reaches end of stream and no input can make it wait).
+// so our side always reaches end of stream and no input can make it wait), and the driver of
+// one input shared by the server and client targets.
 #pragma once
 
+#include <array>
+#include <chrono>
 #include <sslstream/sslstream.hpp>
 #include <string>
 #include <utility>
@@ -27,6 +30,34 @@ inline void send_as_peer(sslstream::socket_stream& raw, const std::uint8_t* data
                          std::size_t size) {
   raw.write_all(std::span(reinterpret_cast<const std::byte*>(data), size));
   raw.shutdown(sslstream::direction::output);
+}
+
+/// Reads to the end of the stream through the binary API.
+inline void read_to_end(sslstream::ssl_stream& s) {
+  std::array<std::byte, 4096> buf;
+  while (s.read_some(buf) > 0) {
+  }
+}
+
+/// One fuzz input, for either side: its first byte picks our configuration (low four bits, for
+/// `context`) and how the stream is used (high four bits, for `exercise`); the rest is what the
+/// peer sends. A classified sslstream::error is the expected outcome of hostile bytes;
+/// anything else (another exception, a crash, a sanitizer report, a hang) is a finding.
+template <class Context, class Exercise>
+int one_input(bool we_are_server, const std::uint8_t* data, std::size_t size, Context context,
+              Exercise exercise) {
+  if (size < 1) return 0;
+  unsigned config = data[0] & 0x0f, how = data[0] >> 4;
+  auto [ours, raw] = connection(we_are_server);
+  send_as_peer(raw, data + 1, size - 1);
+  try {
+    auto s = we_are_server ? sslstream::make_ssl_server_stream(std::move(ours), context(config))
+                           : sslstream::make_ssl_client_stream(std::move(ours), context(config));
+    s.set_timeout(std::chrono::seconds(5));  // never reached: the peer's output is shut
+    exercise(s, how);
+  } catch (const sslstream::error&) {
+  }
+  return 0;
 }
 
 /// A key and self-signed certificate made once per run: ECDSA, so that a valid ClientHello
