@@ -109,8 +109,7 @@ class server {
     // The ClientHello has usually arrived with the connection: then straight to a worker,
     // without a round through the epoll set.
     if (readable_now(c->s.native_handle())) return pool_.submit(std::move(c));
-    park(std::move(c), o_.handshake_timeout.count() > 0 ? clock_type::now() + o_.handshake_timeout
-                                                        : clock_type::time_point::max());
+    park(std::move(c), limit_after(o_.handshake_timeout));
   }
 
   static bool readable_now(int fd) {
@@ -129,6 +128,11 @@ class server {
     std::unique_ptr<connection> c;
     clock_type::time_point until;  // max(): no limit
   };
+
+  /// When a connection parked now is dropped: never for a timeout of 0.
+  static clock_type::time_point limit_after(std::chrono::milliseconds timeout) {
+    return timeout.count() > 0 ? clock_type::now() + timeout : clock_type::time_point::max();
+  }
 
   void park(std::unique_ptr<connection> c, clock_type::time_point until) {
     int fd = c->s.native_handle();
@@ -253,9 +257,7 @@ class server {
       done = true;
     }
     if (done) return end(std::move(c));
-    auto until = o_.idle_timeout.count() > 0 ? clock_type::now() + o_.idle_timeout
-                                             : clock_type::time_point::max();
-    park(std::move(c), until);
+    park(std::move(c), limit_after(o_.idle_timeout));
   }
 
   const ssl_context& ctx_;
