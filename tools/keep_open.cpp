@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <deque>
 #include <iostream>
+#include <list>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -29,37 +30,48 @@ struct connection {
 
 /// Threads made on demand and kept for reuse (a few idle ones at most), each serving one ready
 /// connection at a time. A connection never waits for another to be served: if no worker is
-/// idle, a new thread starts.
+/// idle, a new thread starts. Every thread is joined, never detached: a thread's own state
+/// (OpenSSL's per-thread random generators among it) is freed only when it has fully ended,
+/// and a process must not exit before that.
 class worker_pool {
  public:
   using handler = std::function<void(std::unique_ptr<connection>)>;
   explicit worker_pool(handler h) : handle_(std::move(h)) {}
   void submit(std::unique_ptr<connection> c) {
-    std::lock_guard lk(m_);
-    ready_.push_back(std::move(c));
-    if (ready_.size() <= idle_) {
-      work_.notify_one();
-      return;
+    std::vector<std::thread> retired;
+    {
+      std::lock_guard lk(m_);
+      ready_.push_back(std::move(c));
+      if (ready_.size() <= idle_) {
+        work_.notify_one();
+      } else {
+        auto it = threads_.emplace(threads_.end());
+        *it = std::thread([this, it] { loop(it); });  // it waits for m_ before using `it`
+      }
+      retired.swap(retired_);
     }
-    ++threads_;
-    std::thread([this] { loop(); }).detach();
+    for (auto& t : retired) t.join();
   }
-  /// Ends the idle workers and waits for the busy ones to finish.
+  /// Ends the idle workers, waits for the busy ones to finish, and joins them all.
   ~worker_pool() {
     std::unique_lock lk(m_);
     stopping_ = true;
     work_.notify_all();
-    gone_.wait(lk, [&] { return threads_ == 0; });
+    gone_.wait(lk, [&] { return threads_.empty(); });
+    for (auto& t : retired_) t.join();
   }
 
  private:
   static constexpr std::size_t max_idle = 8;
-  void loop() {
+  void loop(std::list<std::thread>::iterator self) {
     std::unique_lock lk(m_);
     for (;;) {
       while (ready_.empty()) {
         if (stopping_ || idle_ >= max_idle) {
-          if (--threads_ == 0) gone_.notify_all();
+          // Retire: the next submit() or the destructor joins this thread.
+          retired_.push_back(std::move(*self));
+          threads_.erase(self);
+          if (threads_.empty()) gone_.notify_all();
           return;
         }
         ++idle_;
@@ -77,7 +89,9 @@ class worker_pool {
   std::mutex m_;
   std::condition_variable work_, gone_;
   std::deque<std::unique_ptr<connection>> ready_;
-  std::size_t idle_ = 0, threads_ = 0;
+  std::list<std::thread> threads_;    // running, idle or busy
+  std::vector<std::thread> retired_;  // ended or ending, to be joined
+  std::size_t idle_ = 0;
   bool stopping_ = false;
 };
 
