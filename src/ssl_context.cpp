@@ -273,8 +273,16 @@ ssl_context make_context(const ssl_options& o, bool server) {
 
   verify_mode mode = o.verify.value_or(server ? verify_mode::none : verify_mode::required);
   if (mode != verify_mode::none || !o.ca_file.empty() || !o.ca_directory.empty() ||
-      !o.ca_pem.empty())
+      !o.ca_pem.empty()) {
     load_trust(ctx, o, server);
+    // OpenSSL fills each certificate's cached extensions (key identifiers, purposes) the first
+    // time a verification looks at it, and in 3.0 that write races between threads sharing the
+    // store. Fill them now, while the context is not shared yet.
+    STACK_OF(X509_OBJECT)* objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+    for (int i = 0; i < sk_X509_OBJECT_num(objs); ++i)
+      if (X509* x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i)))
+        X509_check_purpose(x, -1, 0);
+  }
   int flags = SSL_VERIFY_NONE;
   if (mode != verify_mode::none) flags = SSL_VERIFY_PEER;
   if (server && mode == verify_mode::required) flags |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
