@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ostream>
@@ -187,6 +188,25 @@ void set_flag(int fd, int level, int opt, bool on) {
   ::setsockopt(fd, level, opt, &v, sizeof v);
 }
 
+/// The deadline of one connect attempt when `left` addresses (this one included) remain. An
+/// address that drops our SYN (a dead IPv6 route, say) must not spend the whole budget and
+/// leave none for the next: each attempt gets an equal share of what remains, but at least
+/// 2 s, or all that remains if that is less (as Go's dialer does).
+detail::deadline attempt_deadline(const detail::deadline& until, std::size_t left) {
+  using namespace std::chrono_literals;
+  if (!until || left <= 1) return until;
+  auto now = detail::clock::now();
+  auto remaining = *until - now;
+  auto floor = std::min<detail::clock::duration>(remaining, 2s);
+  return now + std::max<detail::clock::duration>(remaining / static_cast<long>(left), floor);
+}
+
+std::size_t count(const addrinfo* list) {
+  std::size_t n = 0;
+  for (; list; list = list->ai_next) ++n;
+  return n;
+}
+
 }  // namespace
 
 namespace detail {
@@ -230,7 +250,8 @@ socket_stream make_socket(const active& o) {
   auto list = resolve(o.remote_host, o.remote_port, 0);
   int last_err = 0;
   std::string last_addr;
-  for (auto* ai = list.get(); ai; ai = ai->ai_next) {
+  std::size_t left = count(list.get());
+  for (auto* ai = list.get(); ai; ai = ai->ai_next, --left) {
     unique_fd fd(::socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
     if (!fd) {
       last_err = errno;
@@ -257,10 +278,16 @@ socket_stream make_socket(const active& o) {
     int rc = ::connect(fd.get(), ai->ai_addr, ai->ai_addrlen);
     int err = rc == 0 ? 0 : errno;
     if (err == EINPROGRESS) {
-      if (poll_until(fd.get(), POLLOUT, until) == 0) {
-        throw socket_error(std::error_code(ETIMEDOUT, std::system_category()), "timeout",
-                           "connect to " + o.remote_host + " (" + last_addr + ") timed out after " +
-                               std::to_string(o.connect_timeout.count()) + " ms");
+      if (poll_until(fd.get(), POLLOUT, attempt_deadline(until, left)) == 0) {
+        if (left > 1 && clock::now() < *until) {
+          last_err = ETIMEDOUT;  // silent: try the next address with the time that is left
+          continue;
+        }
+        throw socket_error(
+            std::error_code(ETIMEDOUT, std::system_category()), "timeout",
+            "connect to " + o.remote_host + " (" + last_addr + ") timed out after " +
+                std::to_string(o.connect_timeout.count()) +
+                " ms (if the host is only slow, allow it more: active::connect_timeout)");
       }
       socklen_t len = sizeof err;
       ::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len);

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "loopback.hpp"
+#include "silent_listener.hpp"
 
 using namespace sslstream;
 using namespace testing_support;
@@ -420,6 +421,13 @@ TEST(CliErrors, CannotConnectOrListen) {
   auto unknown = run(cmd({"connect", "no-such-host.invalid", "443"}));
   EXPECT_EQ(unknown.status, 3) << unknown.output;
   EXPECT_TRUE(says(unknown, "cannot resolve host 'no-such-host.invalid'")) << unknown.output;
+
+  silent_listener silent("127.0.0.1");
+  auto slow = run(cmd({"connect", "127.0.0.1", std::to_string(silent.listener.local_port()),
+                       "--connect-timeout", "1"}));
+  EXPECT_EQ(slow.status, 3) << slow.output;
+  EXPECT_TRUE(says(slow, "timed out after 1000 ms")) << slow.output;
+  EXPECT_TRUE(says(slow, "--connect-timeout")) << slow.output;
 
   auto busy = make_socket(passive{.local_host = "127.0.0.1"});
   auto in_use =

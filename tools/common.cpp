@@ -154,6 +154,7 @@ std::string in_flag_words(std::string s) {
       {"ciphers / ciphersuites", "--ciphers / --ciphersuites"},
       {"min_version", "--min-version"},
       {"the stream's timeout: set_timeout", "--handshake-timeout / --idle-timeout"},
+      {"active::connect_timeout", "--connect-timeout"},
   };
   for (auto [from, to] : words)
     for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos))

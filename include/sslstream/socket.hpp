@@ -54,7 +54,9 @@ struct active {
   std::uint16_t remote_port = 0;
   std::string local_host;        ///< bind to this local address first (empty = any)
   std::uint16_t local_port = 0;  ///< bind to this local port first (0 = any)
-  std::chrono::milliseconds connect_timeout{30000};  ///< for all addresses together; 0 = none
+  /// For all addresses together; 0 = none. A silent address may take only its share of what
+  /// remains (at least 2 s), so the next one is still tried.
+  std::chrono::milliseconds connect_timeout{30000};
   bool nodelay = true;
   bool keepalive = false;
 };
