@@ -10,6 +10,7 @@
 #include <future>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "loopback.hpp"
 #include "silent_listener.hpp"
@@ -313,6 +314,94 @@ echo "failed=$failed good=$good"
               300s);
   EXPECT_TRUE(says(r, "failed=0 good=200")) << r.output;
   EXPECT_TRUE(says(r, "listen=0")) << r.output;
+}
+
+TEST(Cli, ProtocolAndCipherFlagsReachTheHandshake) {
+  struct row {
+    std::vector<std::string> listen, connect;
+    int status;
+    std::string says;  // in connect's output: -v's handshake line, or the failure
+  } rows[] = {
+      {{"--max-version", "1.2", "--ciphers", "ECDHE-RSA-CHACHA20-POLY1305"},
+       {},
+       0,
+       "connect: TLSv1.2 ECDHE-RSA-CHACHA20-POLY1305\n"},
+      {{},
+       {"--ciphersuites", "TLS_CHACHA20_POLY1305_SHA256"},
+       0,
+       "connect: TLSv1.3 TLS_CHACHA20_POLY1305_SHA256\n"},
+      {{}, {"--max-version", "1.2"}, 0, "connect: TLSv1.2 ECDHE-RSA-AES"},
+      {{"--min-version", "1.3"}, {}, 0, "connect: TLSv1.3 TLS_"},
+      {{"--max-version", "1.2"}, {"--min-version", "1.3"}, 4, "TLS version"},
+      {{"--min-version", "1.3"}, {"--max-version", "1.2"}, 4, "TLS version"},
+  };
+  for (const auto& row : rows) {
+    auto largv = cmd(
+        {"listen", "--cert", cert("server-rsa.pem"), "--key", cert("server-rsa.key"), "--echo"});
+    largv.insert(largv.end(), row.listen.begin(), row.listen.end());
+    process srv(largv);
+    auto argv =
+        cmd({"connect", "localhost", std::to_string(listening(srv)), "--ca-file", ca(), "-v"});
+    argv.insert(argv.end(), row.connect.begin(), row.connect.end());
+    auto r = run(argv, "hello\n");
+    EXPECT_EQ(r.status, row.status) << r.output;
+    EXPECT_TRUE(says(r, row.says)) << r.output;
+    if (row.status == 0) {
+      EXPECT_TRUE(says(r, "hello\n")) << r.output;
+    }
+    srv.kill(SIGTERM);
+  }
+}
+
+TEST(Cli, QuietPrintsOnlyTheBytes) {
+  // stdout and stderr are one pipe here: with -q nothing but the relayed bytes may appear.
+  auto dir = std::filesystem::temp_directory_path() / ("sslstream-q-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  auto port_file = (dir / "port").string();
+  process srv(cmd({"listen", "-q", "--port-file", port_file}));  // fresh self-signed certificate
+  std::string port;
+  for (int i = 0; i < 200 && port.empty(); ++i) {
+    std::ifstream(port_file) >> port;
+    if (port.empty()) std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_FALSE(port.empty()) << srv.output();
+  srv.write_stdin("to connect\n");
+  srv.close_stdin();
+  auto r = run(cmd({"connect", "-q", "--insecure", "localhost", port}), "to listen\n");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(r.output, "to connect\n");
+  EXPECT_EQ(srv.wait(), 0) << srv.output();
+  srv.drain(5s);
+  EXPECT_EQ(srv.output(), "to listen\n");
+  std::filesystem::remove_all(dir);
+}
+
+TEST(Cli, VerifiesByDefaultAgainstTheSystemTrustStore) {
+  process srv(cmd({"listen", "--cert", cert("server-rsa.pem"), "--key", cert("server-rsa.key"),
+                   "--keep-open", "--echo", "--max-connections", "3"}));
+  auto p = std::to_string(listening(srv));
+  // The test CA is in no system store: refused, with the fix named.
+  auto plain = run(cmd({"connect", "localhost", p}), "x\n");
+  EXPECT_EQ(plain.status, 4) << plain.output;
+  EXPECT_TRUE(says(plain, "unable to get local issuer certificate")) << plain.output;
+  EXPECT_TRUE(says(plain, "--ca-file")) << plain.output;
+  // The system store is OpenSSL's default one, so SSL_CERT_FILE can stand in for it.
+  auto argv = cmd({"connect", "localhost", p});
+  argv.insert(argv.begin(), {"env", "SSL_CERT_FILE=" + ca()});
+  auto system = run(argv, "via the default store\n");
+  EXPECT_EQ(system.status, 0) << system.output;
+  EXPECT_TRUE(says(system, "via the default store\n")) << system.output;
+  // A hashed CA directory (openssl rehash) works as --ca-dir.
+  auto dir =
+      std::filesystem::temp_directory_path() / ("sslstream-cadir-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(ca(), dir / "ca.pem");
+  ASSERT_EQ(run({"openssl", "rehash", dir.string()}).status, 0);
+  auto with_dir = run(cmd({"connect", "localhost", p, "--ca-dir", dir.string()}), "via dir\n");
+  EXPECT_EQ(with_dir.status, 0) << with_dir.output;
+  EXPECT_TRUE(says(with_dir, "via dir\n")) << with_dir.output;
+  std::filesystem::remove_all(dir);
+  EXPECT_EQ(srv.wait(), 0) << srv.output();
 }
 
 TEST(Cli, KeylogWritesSecrets) {
