@@ -79,9 +79,12 @@ TEST(Threads, KeyUpdatesWhileBothDirectionsAreBusy) {
   EXPECT_EQ(echoed, rounds);
 }
 
-TEST(Threads, SharedContextsAcrossThreads) {
+namespace {
+
+/// 16 clients at once on one shared client context against one shared server context.
+void sixteen_clients_at_once(const ssl_options& client_opts) {
   auto server_ctx = make_ssl_server_context(server_options());
-  auto client_ctx = make_ssl_client_context(client_options());
+  auto client_ctx = make_ssl_client_context(client_opts);
   auto listener = make_socket(passive{.local_host = "127.0.0.1"});
   constexpr int clients = 16;
   auto server = std::async(std::launch::async, [&] {
@@ -118,6 +121,18 @@ TEST(Threads, SharedContextsAcrossThreads) {
     EXPECT_EQ(results[i].get(), want);
   }
   server.get();
+}
+
+}  // namespace
+
+TEST(Threads, SharedContextsAcrossThreads) { sixteen_clients_at_once(client_options()); }
+
+TEST(Threads, SharedContextWithACaDirectoryAcrossThreads) {
+  // OpenSSL loads a directory's certificates into the shared store during verification, from
+  // whichever thread needs one first.
+  ssl_options o;
+  o.ca_directory = cert("cadir");
+  sixteen_clients_at_once(o);
 }
 
 TEST(Threads, ShutdownFlushesWhileAnotherThreadReads) {

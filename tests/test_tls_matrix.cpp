@@ -301,3 +301,27 @@ TEST(Tls, CrlCheckAcceptsGoodCertificates) {
   auto r = handshake_both(p.server, p.client);
   EXPECT_FALSE(r.client) << rethrow_as<error>(r.client).what();
 }
+
+TEST(Tls, CaDirectoryTrustsOnBothSides) {
+  // A hashed directory (openssl rehash) in place of a CA file: the client verifies the server
+  // by it, and a server requiring client certificates verifies the client by it.
+  ssl_options co;
+  co.ca_directory = cert("cadir");
+  co.certificate = cert("client-ec.pem");
+  co.key = cert("client-ec.key");
+  auto so = server_options();
+  so.verify = verify_mode::required;
+  so.ca_directory = cert("cadir");
+  auto p = make_tls_pair(so, co);
+  auto r = handshake_both(p.server, p.client);
+  ASSERT_FALSE(r.client) << rethrow_as<error>(r.client).what();
+  ASSERT_FALSE(r.server) << rethrow_as<error>(r.server).what();
+  EXPECT_EQ(p.client.verify_result().code, 0);
+  ASSERT_TRUE(p.server.peer_certificate().has_value());
+  EXPECT_EQ(p.server.verify_result().code, 0);
+  // A directory with no hashed names in it (the certificate folder itself) trusts nothing.
+  ssl_options other;
+  other.ca_directory = cert("");
+  auto q = make_tls_pair(server_options(), other);
+  EXPECT_TRUE(handshake_both(q.server, q.client).client);
+}

@@ -119,5 +119,7 @@ openssl ca -config db/ca.conf -gencrl -out crl.pem 2>/dev/null
 
 openssl pkey -in server-rsa.key -aes256 -passout pass:secret -out server-enc.key 2>/dev/null
 cat server-rsa.pem server-rsa.key > combined.pem
+# The CA as an OpenSSL hashed directory, for ca_directory.
+rm -rf cadir && mkdir cadir && cp ca.pem cadir/ && openssl rehash cadir
 rm -rf db
 echo "test certificates in $(pwd)"
