@@ -199,6 +199,35 @@ TEST(Socket, AddressInUse) {
   EXPECT_NE(std::string(e.what()).find("port 0"), std::string::npos);  // says what to do
 }
 
+TEST(Socket, ListeningOnAnAddressThatIsNotOursSaysSo) {
+  // 192.0.2.1 (TEST-NET-1) is no interface of this machine: bind fails before any packet.
+  auto e = expect_throw<socket_error>([] { make_socket(passive{.local_host = "192.0.2.1"}); });
+  EXPECT_EQ(e.identifier(), "address-not-available");
+  EXPECT_NE(std::string(e.what()).find("192.0.2.1"), std::string::npos) << e.what();
+}
+
+TEST(Socket, EveryErrnoHasAnAllegroStyleIdentifier) {
+  // The ones loopback cannot produce on demand are checked through the mapping itself.
+  const std::pair<int, const char*> table[] = {
+      {ECONNREFUSED, "connection-refused"},
+      {EADDRINUSE, "address-in-use"},
+      {EADDRNOTAVAIL, "address-not-available"},
+      {EHOSTUNREACH, "host-unreachable"},
+      {ENETUNREACH, "network-unreachable"},
+      {ENETDOWN, "network-down"},
+      {ECONNRESET, "connection-reset"},
+      {ECONNABORTED, "connection-aborted"},
+      {EPIPE, "broken-pipe"},
+      {ETIMEDOUT, "timeout"},
+      {EACCES, "permission-denied"},
+      {EMFILE, "too-many-files"},
+      {ENFILE, "too-many-files"},
+      {ENOTCONN, "not-connected"},
+  };
+  for (auto [err, id] : table) EXPECT_EQ(errno_identifier(err), id) << err;
+  EXPECT_EQ(errno_identifier(EIO), "error-" + std::to_string(EIO));
+}
+
 TEST(Socket, ConnectionReset) {
   auto [s, c] = socket_pair();
   linger l{1, 0};  // close with RST
