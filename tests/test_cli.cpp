@@ -465,6 +465,28 @@ TEST(Cli, InfoDescribesTheConnection) {
            "sha256: " + x509_certificate::load_pem_file(cert("chained.pem")).fingerprint_sha256()))
       << trusted.output;
   srv.kill(SIGTERM);
+
+  // A --cert file with the intermediate after the leaf sends the whole chain: info shows both
+  // certificates, and the chain verifies against the root alone.
+  auto dir =
+      std::filesystem::temp_directory_path() / ("sslstream-chain-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  auto full = (dir / "full-chain.pem").string();
+  {
+    std::ofstream out(full);
+    for (auto part : {"chained.pem", "inter.pem", "chained.key"})
+      out << std::ifstream(cert(part)).rdbuf();
+  }
+  process whole(cmd({"listen", "--cert", full}));
+  auto wp = std::to_string(listening(whole));
+  auto both = run(cmd({"info", "localhost", wp, "--ca-file", ca()}));
+  EXPECT_EQ(both.status, 0) << both.output;
+  EXPECT_TRUE(says(both, "certificate 1:")) << both.output;
+  EXPECT_TRUE(says(
+      both, "  subject: " + x509_certificate::load_pem_file(cert("inter.pem")).subject() + "\n"))
+      << both.output;
+  EXPECT_TRUE(says(both, "verify: ok (trusted chain, name matches localhost)")) << both.output;
+  std::filesystem::remove_all(dir);
 }
 
 // --- the table of bad inputs -----------------------------------------------------------------
