@@ -521,6 +521,36 @@ TEST(CliErrors, BadFilesAreUsageErrors) {
   EXPECT_EQ(good.status, 3) << good.output;
 }
 
+TEST(CliErrors, BadValuesSayWhatIsExpected) {
+  // Before: "nan" seconds were taken (and turned into an undefined conversion), ranges were
+  // printed as 0.000000 to 1.8e308, a 99999999-day certificate failed as "no PEM certificate",
+  // and a name with '!' went into a certificate.
+  struct row {
+    std::vector<std::string> args;
+    std::string message;
+  } rows[] = {
+      {{"connect", "localhost", "99999"}, "PORT: expects a whole number from 1 to 65535"},
+      {{"connect", "localhost", "0"}, "PORT: expects a whole number from 1 to 65535"},
+      {{"listen", "--port", "70000"}, "--port: expects a whole number from 0 to 65535"},
+      {{"listen", "--idle-timeout", "nan"}, "--idle-timeout: expects seconds from 0"},
+      {{"listen", "--handshake-timeout", "-1"}, "--handshake-timeout: expects seconds from 0"},
+      {{"connect", "localhost", "1", "--connect-timeout", "inf"}, "--connect-timeout: expects"},
+      {{"listen", "--max-connections", "-5"}, "--max-connections: expects a whole number"},
+      {{"cert", "--out", "/nonexistent-dir/x.pem", "--days", "0"},
+       "--days: expects a whole number from 1"},
+      {{"cert", "--out", "/nonexistent-dir/x.pem", "--days", "99999999"}, "from 1 to 36500"},
+      {{"cert", "--out", "/nonexistent-dir/x.pem", "--san", "ok.example,bad!name"},
+       "'bad!name' is neither a host name"},
+  };
+  for (const auto& row : rows) {
+    auto argv = cmd({});
+    argv.insert(argv.end(), row.args.begin(), row.args.end());
+    auto r = run(argv, "", 10s);
+    EXPECT_EQ(r.status, 2) << r.output;
+    EXPECT_TRUE(says(r, row.message)) << r.output;
+  }
+}
+
 TEST(CliErrors, CannotConnectOrListen) {
   auto closed = make_socket(passive{.local_host = "127.0.0.1"});
   auto port = std::to_string(closed.local_port());

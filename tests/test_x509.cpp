@@ -92,3 +92,52 @@ TEST(X509, LoadErrorsNameTheFile) {
   EXPECT_EQ(e2.code(), make_error_code(errc::bad_certificate));
   EXPECT_NE(std::string(e2.what()).find("BEGIN CERTIFICATE"), std::string::npos);
 }
+
+TEST(X509, SelfSignedCertificateIsWhatWasAskedFor) {
+  self_signed_options o;
+  o.common_name = "test.example";
+  o.alt_names = {"test.example", "*.test.example", "192.0.2.7", "2001:db8::1",
+                 "DNS:xn--bcher-kva.example"};
+  o.days = 10;
+  auto pem = make_self_signed_certificate(o);
+  auto c = x509_certificate::from_pem(pem);
+  EXPECT_EQ(c.subject(), "CN=test.example");
+  EXPECT_EQ(c.issuer(), c.subject());
+  EXPECT_EQ(c.version(), 3);
+  std::vector<x509_certificate::entry> want = {{"DNS", "test.example"},
+                                               {"DNS", "*.test.example"},
+                                               {"IP", "192.0.2.7"},
+                                               {"IP", "2001:db8::1"},
+                                               {"DNS", "xn--bcher-kva.example"}};
+  EXPECT_EQ(c.subject_alt_names(), want);
+  auto days = std::chrono::duration_cast<std::chrono::hours>(c.not_after() - c.not_before()) / 24;
+  EXPECT_EQ(days.count(), 10);  // and 5 minutes: notBefore is set back for slow clocks
+  EXPECT_NE(pem.find("PRIVATE KEY-----"), std::string::npos);
+}
+
+TEST(X509, SelfSignedRejectsWhatNoCertificateShouldSay) {
+  // Before: a name with a space or a '!' went into the certificate as a DNS name, and a
+  // validity past the year 9999 failed later as "no PEM certificate in the PEM text".
+  struct row {
+    std::vector<std::string> names;
+    int days;
+    std::string message;
+  } rows[] = {
+      {{"bad name"}, 365, "'bad name' is neither a host name"},
+      {{"ok.example", "bang!"}, 365, "'bang!'"},
+      {{"-lead.example"}, 365, "'-lead.example'"},
+      {{"a..b"}, 365, "'a..b'"},
+      {{"trail.example."}, 365, "'trail.example.'"},
+      {{std::string(64, 'a') + ".example"}, 365, "neither a host name"},
+      {{"IP:not-an-address"}, 365, "'not-an-address' is not an IP address"},
+      {{"localhost"}, 0, "1 to 36500 days, not 0"},
+      {{"localhost"}, 99999999, "1 to 36500 days, not 99999999"},
+  };
+  for (const auto& r : rows) {
+    self_signed_options o;
+    o.alt_names = r.names;
+    o.days = r.days;
+    auto e = expect_throw<config_error>([&] { make_self_signed_certificate(o); });
+    EXPECT_NE(std::string(e.what()).find(r.message), std::string::npos) << e.what();
+  }
+}

@@ -34,14 +34,18 @@ int run(const cert_flags& f) {
                                   : self_signed_options::key_type::rsa2048;
     if (!f.san.empty()) {
       o.alt_names.clear();
+      // Comma-separated, spaces around a name allowed; a space inside one is the library's to
+      // reject, not ours to remove.
       std::string cur;
       for (char c : f.san + ",") {
-        if (c == ',') {
-          if (!cur.empty()) o.alt_names.push_back(cur);
-          cur.clear();
-        } else if (c != ' ') {
+        if (c != ',') {
           cur += c;
+          continue;
         }
+        auto first = cur.find_first_not_of(' ');
+        if (first != std::string::npos)
+          o.alt_names.push_back(cur.substr(first, cur.find_last_not_of(' ') - first + 1));
+        cur.clear();
       }
     } else {
       o.alt_names = {f.cn};
@@ -73,7 +77,8 @@ void add_cert(CLI::App& app, command& chosen) {
   sub->add_option(
       "--san", f->san,
       "subject alternative names, comma-separated: names and IP addresses (default: the CN)");
-  sub->add_option("--days", f->days, "validity in days (default 365)")->check(CLI::PositiveNumber);
+  sub->add_option("--days", f->days, "validity in days (default 365)")
+      ->check(whole_number(1, 36500));
   sub->add_option("--key-type", f->key_type, "rsa2048 (default) or ec256")
       ->check(CLI::IsMember({"rsa2048", "ec256"}));
   sub->add_flag("-q,--quiet", f->quiet, "print nothing but errors");

@@ -39,6 +39,13 @@ void add_tls_flags(CLI::App& app, tls_flags& f, bool server);
 sslstream::ssl_options to_options(const tls_flags& f, bool server);
 std::chrono::milliseconds seconds(double s);
 
+// Checks of option values, with messages that say what is expected (CLI11's own print the
+// limits of a double). Each runs on the text before it is converted.
+/// Seconds: a number from 0 (no limit) to a year, fractions allowed.
+CLI::Validator seconds_value();
+/// A whole number from `min` to `max`.
+CLI::Validator whole_number(long long min, long long max);
+
 /// Prints "sslstream CMD: message" on stderr and returns the exit status for the error.
 int report(const std::string& cmd, phase at, const std::exception& e, const tls_flags* flags);
 /// Runs `body`, turning any exception into one line on stderr and its exit status.

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iostream>
@@ -20,6 +21,33 @@ using namespace sslstream;
 
 std::chrono::milliseconds seconds(double s) {
   return std::chrono::milliseconds(static_cast<long long>(s * 1000));
+}
+
+CLI::Validator seconds_value() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        constexpr double year = 365.0 * 24 * 3600;
+        char* end = nullptr;
+        double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !(v >= 0 && v <= year))
+          return "expects seconds from 0 (no limit) to 31536000 (a year), not '" + text + "'";
+        return {};
+      },
+      "SECONDS");
+}
+
+CLI::Validator whole_number(long long min, long long max) {
+  return CLI::Validator(
+      [min, max](std::string& text) -> std::string {
+        char* end = nullptr;
+        errno = 0;
+        long long v = std::strtoll(text.c_str(), &end, 10);
+        if (text.empty() || *end != '\0' || errno == ERANGE || v < min || v > max)
+          return "expects a whole number from " + std::to_string(min) + " to " +
+                 std::to_string(max) + ", not '" + text + "'";
+        return {};
+      },
+      "N");
 }
 
 void add_tls_flags(CLI::App& app, tls_flags& f, bool server) {
@@ -45,7 +73,7 @@ void add_tls_flags(CLI::App& app, tls_flags& f, bool server) {
   app.add_option("--ciphersuites", f.ciphersuites, "TLS 1.3 cipher suites");
   app.add_option("--alpn", f.alpn, "ALPN protocols, comma-separated, most preferred first");
   app.add_option("--idle-timeout", f.idle_timeout, "drop the connection after S idle seconds")
-      ->check(CLI::NonNegativeNumber);
+      ->check(seconds_value());
   app.add_option("--keylog", f.keylog, "append TLS secrets to FILE (SSLKEYLOGFILE format)");
   app.add_flag("-q,--quiet", f.quiet, "print nothing but errors");
   app.add_flag("-v,--verbose", f.verbose, "print the handshake details on stderr");

@@ -20,10 +20,10 @@ struct connect_flags {
 
 void add_common(CLI::App& sub, connect_flags& f) {
   sub.add_option("HOST", f.host, "server name or address")->required();
-  sub.add_option("PORT", f.port, "server port")->required();
+  sub.add_option("PORT", f.port, "server port")->required()->check(whole_number(1, 65535));
   sub.add_option("--connect-timeout", f.connect_timeout,
                  "give up connecting after S seconds (default 30)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(seconds_value());
   add_tls_flags(sub, f.tls, false);
 }
 

@@ -107,15 +107,17 @@ void add_listen(CLI::App& app, command& chosen) {
       "listen",
       "serve TLS on a port: relay one connection to stdin/stdout, or many with --keep-open");
   sub->add_option("--host", f->host, "address to listen on (default: all, IPv6 and IPv4)");
-  sub->add_option("--port", f->port, "port (default 0: chosen by the system)");
+  sub->add_option("--port", f->port, "port (default 0: chosen by the system)")
+      ->check(whole_number(0, 65535));
   sub->add_option("--port-file", f->port_file, "write the port to FILE once listening");
   sub->add_flag("--keep-open", f->keep_open, "serve connections concurrently until stopped");
   sub->add_flag("--echo", f->echo, "send each connection's bytes back to it");
   sub->add_option("--max-connections", f->max_connections,
-                  "with --keep-open: stop after N connections");
+                  "with --keep-open: stop after N connections")
+      ->check(whole_number(0, 4294967295));
   sub->add_option("--handshake-timeout", f->handshake_timeout,
                   "drop clients that take longer than S seconds to handshake (default 30)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(seconds_value());
   add_tls_flags(*sub, f->tls, true);
   sub->footer(
       "Examples:\n  sslstream listen --port 8443 --echo --keep-open\n"

@@ -55,14 +55,15 @@ struct self_signed_options {
   std::string common_name = "localhost";
   /// Host names and IP addresses for the subjectAltName ("DNS:" / "IP:" prefixes optional).
   std::vector<std::string> alt_names = {"localhost", "127.0.0.1", "::1"};
-  int days = 365;
+  int days = 365;  ///< 1 to 36500
   enum class key_type { rsa2048, ec256 } key = key_type::ec256;
 };
 
 /// A fresh key and a self-signed certificate for it (v3, SHA-256, serverAuth and clientAuth),
 /// as PEM text: the certificate followed by its unencrypted private key — the form
 /// ssl_options::certificate_pem and the `certificate` file take. Throws config_error for a bad
-/// name or a failure to make the key.
+/// name (an alt name must be a host name, "*." and a host name, or an IP address), a validity
+/// out of range, or a failure to make the key.
 std::string make_self_signed_certificate(const self_signed_options& options);
 
 }  // namespace sslstream
