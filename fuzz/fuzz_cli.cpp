@@ -33,7 +33,6 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     flags.keylog.clear();  // opening the key log file is I/O, not parsing
     try {
       (void)cli::to_options(flags, chosen.server);
-      if (!flags.pin.empty()) (void)cli::parse_pin(flags.pin);
     } catch (const sslstream::config_error&) {
     }
   }

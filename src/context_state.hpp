@@ -6,6 +6,7 @@
 #include <sslstream/ssl_context.hpp>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "ossl.hpp"
 
@@ -15,7 +16,8 @@ struct context_state {
   ssl_ctx_ptr ctx;
   ssl_options options;
   bool server = false;
-  std::string alpn_wire;  // ALPN list in wire format (RFC 7301 §3.1)
+  std::string alpn_wire;          // ALPN list in wire format (RFC 7301 §3.1)
+  std::vector<std::string> pins;  // pinned_sha256, as lower-case hex without colons
 
   /// Client sessions by "server_name|address|port": one per server, replaced as new tickets
   /// arrive. Bounded, so a client talking to many servers does not grow without limit.

@@ -5,6 +5,7 @@
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
 
+#include <cctype>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -210,6 +211,20 @@ void load_trust(SSL_CTX* ctx, const ssl_options& o, bool server) {
   if (o.crl_check) X509_STORE_set_flags(SSL_CTX_get_cert_store(ctx), X509_V_FLAG_CRL_CHECK);
 }
 
+/// A pinned fingerprint as fingerprint_sha256() prints it: 64 lower-case hex digits.
+std::string normalized_pin(const std::string& pin) {
+  std::string p = pin.rfind("sha256:", 0) == 0 ? pin.substr(7) : pin;
+  std::string hex;
+  for (char c : p)
+    if (c != ':') hex += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (hex.size() != 64 || hex.find_first_not_of("0123456789abcdef") != std::string::npos)
+    throw config_error(errc::bad_option, "bad-option",
+                       "ssl_options::pinned_sha256 takes SHA-256 fingerprints: 64 hex digits, "
+                       "optionally after sha256: (as `sslstream info` prints them), not '" +
+                           pin + "'");
+  return hex;
+}
+
 std::string alpn_wire(const std::vector<std::string>& protocols) {
   std::string wire;
   for (const auto& p : protocols) {
@@ -293,9 +308,11 @@ ssl_context make_context(const ssl_options& o, bool server) {
                        "a TLS server needs a certificate: set ssl_options::certificate");
   if (!o.certificate.empty() || !o.certificate_pem.empty()) load_certificate_and_key(ctx, o);
 
+  for (const auto& pin : o.pinned_sha256) st->pins.push_back(normalized_pin(pin));
   verify_mode mode = o.verify.value_or(server ? verify_mode::none : verify_mode::required);
-  if (mode != verify_mode::none || !o.ca_file.empty() || !o.ca_directory.empty() ||
-      !o.ca_pem.empty()) {
+  if (!st->pins.empty()) mode = verify_mode::required;  // by the pins, not by a CA
+  if ((mode != verify_mode::none && st->pins.empty()) || !o.ca_file.empty() ||
+      !o.ca_directory.empty() || !o.ca_pem.empty()) {
     load_trust(ctx, o, server);
     // OpenSSL fills each certificate's cached extensions (key identifiers, purposes) the first
     // time a verification looks at it, and in 3.0 that write races between threads sharing the
@@ -310,6 +327,10 @@ ssl_context make_context(const ssl_options& o, bool server) {
   if (server && mode == verify_mode::required) flags |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
   SSL_CTX_set_verify(ctx, flags, detail::tls_impl::verify_cb);
   SSL_CTX_set_verify_depth(ctx, o.max_depth);
+  // Pins are checked where OpenSSL would verify the chain, so a wrong peer is refused inside
+  // the handshake (with an alert), before our own certificate or any data goes to it.
+  if (!st->pins.empty())
+    SSL_CTX_set_cert_verify_callback(ctx, detail::tls_impl::pin_verify_cb, st.get());
 
   st->alpn_wire = alpn_wire(o.alpn);
   if (!st->alpn_wire.empty()) {

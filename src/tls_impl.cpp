@@ -5,6 +5,7 @@
 #include <openssl/x509v3.h>
 #include <poll.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -42,6 +43,10 @@ std::string verify_hint(long code, const tls_impl& t) {
     case X509_V_ERR_UNABLE_TO_GET_CRL:
       return "no CRL for this CA: add it with ssl_options::crl_file";
     case X509_V_ERR_CERT_CHAIN_TOO_LONG: return "the chain is longer than ssl_options::max_depth";
+    case X509_V_ERR_CERT_REJECTED:
+      if (t.ctx.state()->pins.empty()) return "";
+      return "its fingerprint sha256:" + t.failed_fingerprint +
+             " is none of ssl_options::pinned_sha256: this is not the " + side + " you pinned";
     default: return "";
   }
 }
@@ -149,6 +154,30 @@ int tls_impl::verify_cb(int ok, X509_STORE_CTX* store) {
     }
   }
   return (t && t->verify_optional) ? 1 : ok;
+}
+
+int tls_impl::pin_verify_cb(X509_STORE_CTX* store, void* arg) {
+  const auto& pins = static_cast<const context_state*>(arg)->pins;
+  X509* leaf = X509_STORE_CTX_get0_cert(store);
+  if (!leaf) return 0;
+  auto cert = x509_certificate::from_native(leaf);
+  std::string got = cert.fingerprint_sha256();
+  if (std::find(pins.begin(), pins.end(), got) != pins.end()) {
+    X509_STORE_CTX_set_error(store, X509_V_OK);
+    return 1;
+  }
+  // "Certificate rejected": OpenSSL then sends the peer a bad_certificate alert, which says
+  // what happened, where an application failure would say only "handshake failure".
+  X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
+  auto* s =
+      static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
+  if (tls_impl* t = s ? of(s) : nullptr; t && t->failed_code == 0) {
+    t->failed_code = X509_V_ERR_CERT_REJECTED;
+    t->failed_depth = 0;
+    t->failed_subject = cert.subject();
+    t->failed_fingerprint = got;
+  }
+  return 0;
 }
 
 template <class Op>

@@ -39,6 +39,8 @@ class tls_impl final : public transport {
 
   static tls_impl* of(const SSL* ssl);
   static int verify_cb(int ok, X509_STORE_CTX* store);
+  /// Replaces chain verification on a context with pins: accepts exactly the pinned leaves.
+  static int pin_verify_cb(X509_STORE_CTX* store, void* context_state);
 
   ssl_context ctx;
   connection_parts parts;

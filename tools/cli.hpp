@@ -64,9 +64,6 @@ void relay_stdio(sslstream::ssl_stream& s, bool quiet);
 /// soft limit now in force.
 std::size_t raise_descriptor_limit();
 
-/// Parses "sha256:HEX" (colons allowed, any case) into lower-case hex; throws on a bad pin.
-std::string parse_pin(const std::string& pin);
-
 /// What the command line chose: set by the chosen subcommand's callback during parsing, run
 /// after it, so that parsing alone (the fuzzer, tests) never touches the network or files.
 struct command {

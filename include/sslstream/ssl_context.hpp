@@ -62,6 +62,12 @@ struct ssl_options {
   bool prefer_server_cipher_order = true;
   std::string server_name;  ///< client: SNI and the name verified (default: the socket's host)
   std::vector<std::string> alpn;  ///< ALPN protocols, most preferred first
+  /// SHA-256 fingerprints of the peer certificates to accept, as fingerprint_sha256() and
+  /// `sslstream info` print them ("sha256:" prefix, colons and case ignored). When set, they
+  /// replace verification: the peer must present one of these certificates, whatever its
+  /// issuer, names or dates, or the handshake fails before any data crosses. A server with
+  /// pins requires a client certificate.
+  std::vector<std::string> pinned_sha256;
   /// Called with each TLS secret line in the NSS key log format (SSLKEYLOGFILE), for debugging
   /// with Wireshark. Anyone who sees these lines can decrypt the connection.
   std::function<void(std::string_view line)> keylog;
