@@ -154,6 +154,23 @@ TEST(Cli, PinningTheSelfSignedCertificateOfListen) {
   EXPECT_EQ(malformed.status, 2) << malformed.output;
 }
 
+TEST(Cli, AWrongPinSendsTheServerNothing) {
+  // Before: the pin was compared after the handshake, so an unpinned server had completed it
+  // and received our client certificate. Now it gets a bad_certificate alert inside it.
+  process srv(cmd({"listen", "--cert", cert("server-rsa.pem"), "--key", cert("server-rsa.key"),
+                   "--verify", "optional", "--ca-file", ca(), "-v"}));
+  auto p = std::to_string(listening(srv));
+  auto r = run(cmd({"connect", "localhost", p, "--pin", "sha256:" + std::string(64, 'a'), "--cert",
+                    cert("client-ec.pem"), "--key", cert("client-ec.key")}),
+               "secret\n");
+  EXPECT_EQ(r.status, 4) << r.output;
+  EXPECT_TRUE(says(r, "this is not the server you pinned")) << r.output;
+  EXPECT_EQ(srv.wait(), 4) << srv.output();
+  EXPECT_TRUE(srv.wait_for_output("bad certificate")) << srv.output();
+  EXPECT_FALSE(says({0, srv.output()}, "test client")) << srv.output();
+  EXPECT_FALSE(says({0, srv.output()}, "secret")) << srv.output();
+}
+
 TEST(Cli, MutualTls) {
   process srv(cmd({"listen", "--cert", cert("server-rsa.pem"), "--key", cert("server-rsa.key"),
                    "--verify", "required", "--ca-file", ca(), "--keep-open", "--echo",
