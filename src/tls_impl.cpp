@@ -140,19 +140,26 @@ tls_impl* tls_impl::of(const SSL* s) {
   return static_cast<tls_impl*>(SSL_get_ex_data(s, ssl_ex_index()));
 }
 
-int tls_impl::verify_cb(int ok, X509_STORE_CTX* store) {
+tls_impl* tls_impl::of(X509_STORE_CTX* store) {
   auto* s =
       static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
-  tls_impl* t = s ? of(s) : nullptr;
-  if (!ok && t && t->failed_code == 0) {
-    t->failed_code = X509_STORE_CTX_get_error(store);
-    t->failed_depth = X509_STORE_CTX_get_error_depth(store);
-    if (X509* cert = X509_STORE_CTX_get_current_cert(store)) {
-      auto c = x509_certificate::from_native(cert);
-      t->failed_subject = c.subject();
-      t->failed_fingerprint = c.fingerprint_sha256();
-    }
+  return s ? of(s) : nullptr;
+}
+
+void tls_impl::record_failure(X509_STORE_CTX* store) {
+  if (failed_code != 0) return;  // the first failure is the one to report
+  failed_code = X509_STORE_CTX_get_error(store);
+  failed_depth = X509_STORE_CTX_get_error_depth(store);
+  if (X509* cert = X509_STORE_CTX_get_current_cert(store)) {
+    auto c = x509_certificate::from_native(cert);
+    failed_subject = c.subject();
+    failed_fingerprint = c.fingerprint_sha256();
   }
+}
+
+int tls_impl::verify_cb(int ok, X509_STORE_CTX* store) {
+  tls_impl* t = of(store);
+  if (!ok && t) t->record_failure(store);
   return (t && t->verify_optional) ? 1 : ok;
 }
 
@@ -160,8 +167,7 @@ int tls_impl::pin_verify_cb(X509_STORE_CTX* store, void* arg) {
   const auto& pins = static_cast<const context_state*>(arg)->pins;
   X509* leaf = X509_STORE_CTX_get0_cert(store);
   if (!leaf) return 0;
-  auto cert = x509_certificate::from_native(leaf);
-  std::string got = cert.fingerprint_sha256();
+  std::string got = x509_certificate::from_native(leaf).fingerprint_sha256();
   if (std::find(pins.begin(), pins.end(), got) != pins.end()) {
     X509_STORE_CTX_set_error(store, X509_V_OK);
     return 1;
@@ -169,14 +175,9 @@ int tls_impl::pin_verify_cb(X509_STORE_CTX* store, void* arg) {
   // "Certificate rejected": OpenSSL then sends the peer a bad_certificate alert, which says
   // what happened, where an application failure would say only "handshake failure".
   X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
-  auto* s =
-      static_cast<SSL*>(X509_STORE_CTX_get_ex_data(store, SSL_get_ex_data_X509_STORE_CTX_idx()));
-  if (tls_impl* t = s ? of(s) : nullptr; t && t->failed_code == 0) {
-    t->failed_code = X509_V_ERR_CERT_REJECTED;
-    t->failed_depth = 0;
-    t->failed_subject = cert.subject();
-    t->failed_fingerprint = got;
-  }
+  X509_STORE_CTX_set_error_depth(store, 0);
+  X509_STORE_CTX_set_current_cert(store, leaf);
+  if (tls_impl* t = of(store)) t->record_failure(store);
   return 0;
 }
 

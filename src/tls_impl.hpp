@@ -38,6 +38,8 @@ class tls_impl final : public transport {
   void close_noexcept() noexcept;
 
   static tls_impl* of(const SSL* ssl);
+  /// The stream whose handshake is verifying in `store`; nullptr outside a handshake.
+  static tls_impl* of(X509_STORE_CTX* store);
   static int verify_cb(int ok, X509_STORE_CTX* store);
   /// Replaces chain verification on a context with pins: accepts exactly the pinned leaves.
   static int pin_verify_cb(X509_STORE_CTX* store, void* context_state);
@@ -58,6 +60,8 @@ class tls_impl final : public transport {
   int failed_depth = -1;
   std::string failed_subject;
   std::string failed_fingerprint;
+  /// Records the store's error, depth and certificate, unless a failure is recorded already.
+  void record_failure(X509_STORE_CTX* store);
 
  private:
   enum class op_kind { handshake, read, write, shutdown };
