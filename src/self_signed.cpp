@@ -14,8 +14,6 @@
 namespace sslstream {
 namespace {
 
-constexpr int max_days = 36500;  // 100 years: far past any use, well inside X.509's year 9999
-
 [[noreturn]] void fail(const std::string& what) {
   std::string q = detail::drain_errors();
   throw config_error(
@@ -77,6 +75,7 @@ std::string san_list(const std::vector<std::string>& names) {
 }  // namespace
 
 std::string make_self_signed_certificate(const self_signed_options& o) {
+  constexpr int max_days = self_signed_options::max_days;
   if (o.days < 1 || o.days > max_days)
     fail("the validity must be 1 to " + std::to_string(max_days) + " days, not " +
          std::to_string(o.days));

@@ -34,18 +34,12 @@ int run(const cert_flags& f) {
                                   : self_signed_options::key_type::rsa2048;
     if (!f.san.empty()) {
       o.alt_names.clear();
-      // Comma-separated, spaces around a name allowed; a space inside one is the library's to
-      // reject, not ours to remove.
-      std::string cur;
-      for (char c : f.san + ",") {
-        if (c != ',') {
-          cur += c;
-          continue;
-        }
-        auto first = cur.find_first_not_of(' ');
+      // Spaces around a name are allowed; a space inside one is the library's to reject, not
+      // ours to remove.
+      for (const auto& piece : split(f.san, ',')) {
+        auto first = piece.find_first_not_of(' ');
         if (first != std::string::npos)
-          o.alt_names.push_back(cur.substr(first, cur.find_last_not_of(' ') - first + 1));
-        cur.clear();
+          o.alt_names.push_back(piece.substr(first, piece.find_last_not_of(' ') - first + 1));
       }
     } else {
       o.alt_names = {f.cn};
@@ -78,7 +72,7 @@ void add_cert(CLI::App& app, command& chosen) {
       "--san", f->san,
       "subject alternative names, comma-separated: names and IP addresses (default: the CN)");
   sub->add_option("--days", f->days, "validity in days (default 365)")
-      ->check(whole_number(1, 36500));
+      ->check(whole_number(1, self_signed_options::max_days));
   sub->add_option("--key-type", f->key_type, "rsa2048 (default) or ec256")
       ->check(CLI::IsMember({"rsa2048", "ec256"}));
   sub->add_flag("-q,--quiet", f->quiet, "print nothing but errors");

@@ -8,6 +8,7 @@
 #include <optional>
 #include <sslstream/sslstream.hpp>
 #include <string>
+#include <vector>
 
 namespace cli {
 
@@ -45,6 +46,9 @@ std::chrono::milliseconds seconds(double s);
 CLI::Validator seconds_value();
 /// A whole number from `min` to `max`.
 CLI::Validator whole_number(long long min, long long max);
+
+/// The non-empty pieces of `s` between `sep`s.
+std::vector<std::string> split(const std::string& s, char sep);
 
 /// Prints "sslstream CMD: message" on stderr and returns the exit status for the error.
 int report(const std::string& cmd, phase at, const std::exception& e, const tls_flags* flags);

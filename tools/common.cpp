@@ -26,11 +26,12 @@ std::chrono::milliseconds seconds(double s) {
 CLI::Validator seconds_value() {
   return CLI::Validator(
       [](std::string& text) -> std::string {
-        constexpr double year = 365.0 * 24 * 3600;
+        constexpr long long year = 365LL * 24 * 3600;
         char* end = nullptr;
         double v = std::strtod(text.c_str(), &end);
         if (text.empty() || *end != '\0' || !(v >= 0 && v <= year))
-          return "expects seconds from 0 (no limit) to 31536000 (a year), not '" + text + "'";
+          return "expects seconds from 0 (no limit) to " + std::to_string(year) +
+                 " (a year), not '" + text + "'";
         return {};
       },
       "SECONDS");
@@ -48,6 +49,21 @@ CLI::Validator whole_number(long long min, long long max) {
         return {};
       },
       "N");
+}
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s) {
+    if (c == sep) {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  if (!cur.empty()) out.push_back(cur);
+  return out;
 }
 
 void add_tls_flags(CLI::App& app, tls_flags& f, bool server) {
@@ -89,21 +105,6 @@ namespace {
 
 tls_version version(const std::string& v) {
   return v == "1.3" ? tls_version::tls1_3 : tls_version::tls1_2;
-}
-
-std::vector<std::string> split(const std::string& s, char sep) {
-  std::vector<std::string> out;
-  std::string cur;
-  for (char c : s) {
-    if (c == sep) {
-      if (!cur.empty()) out.push_back(cur);
-      cur.clear();
-    } else {
-      cur += c;
-    }
-  }
-  if (!cur.empty()) out.push_back(cur);
-  return out;
 }
 
 }  // namespace

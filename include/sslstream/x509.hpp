@@ -55,7 +55,9 @@ struct self_signed_options {
   std::string common_name = "localhost";
   /// Host names and IP addresses for the subjectAltName ("DNS:" / "IP:" prefixes optional).
   std::vector<std::string> alt_names = {"localhost", "127.0.0.1", "::1"};
-  int days = 365;  ///< 1 to 36500
+  /// 100 years: far past any use, well inside X.509's year 9999.
+  static constexpr int max_days = 36500;
+  int days = 365;  ///< 1 to max_days
   enum class key_type { rsa2048, ec256 } key = key_type::ec256;
 };
 
