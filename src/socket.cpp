@@ -248,6 +248,10 @@ socket_stream make_socket(const active& o) {
   if (o.remote_port == 0) throw std::invalid_argument("sslstream: active::remote_port is 0");
   auto until = deadline_after(o.connect_timeout);
   auto list = resolve(o.remote_host, o.remote_port, 0);
+  // The local address to bind first, if one is asked for: resolved once, for every attempt.
+  addrinfo_ptr local;
+  if (!o.local_host.empty() || o.local_port != 0)
+    local = resolve(o.local_host, o.local_port, AI_PASSIVE);
   int last_err = 0;
   std::string last_addr;
   std::size_t left = count(list.get());
@@ -261,8 +265,7 @@ socket_stream make_socket(const active& o) {
     std::memcpy(&remote.addr, ai->ai_addr, ai->ai_addrlen);
     remote.len = ai->ai_addrlen;
     last_addr = remote.host() + " port " + std::to_string(o.remote_port);
-    if (!o.local_host.empty() || o.local_port != 0) {
-      auto local = resolve(o.local_host, o.local_port, AI_PASSIVE);
+    if (local) {
       addrinfo* match = local.get();
       while (match && match->ai_family != ai->ai_family) match = match->ai_next;
       if (!match) {
