@@ -43,7 +43,10 @@ int bio_read(BIO* b, char* buf, int len) {
   }
   for (;;) {
     auto n = ::recv(s.fd, buf, static_cast<std::size_t>(len), 0);
-    if (n >= 0) return static_cast<int>(n);
+    if (n >= 0) {
+      s.read_socket = true;
+      return static_cast<int>(n);
+    }
     if (errno == EINTR) continue;
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       BIO_set_retry_read(b);

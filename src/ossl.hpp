@@ -45,7 +45,8 @@ struct socket_bio_state {
   std::string preread;
   std::size_t preread_pos = 0;
   int last_errno = 0;
-  bool more = false;  // more records follow at once: send with MSG_MORE (see write_until)
+  bool more = false;         // more records follow at once: send with MSG_MORE (see write_until)
+  bool read_socket = false;  // a recv() has returned: bytes (or EOF) came from the peer itself
 };
 /// The returned BIO points at `state`, which must outlive it.
 BIO* new_socket_bio(socket_bio_state* state);

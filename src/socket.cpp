@@ -91,12 +91,12 @@ void socket_impl::write_all(std::span<const std::byte> in) {
 using detail::socket_impl;
 
 socket_stream::socket_stream(std::unique_ptr<socket_impl> impl)
-    : std::iostream(&impl->buf), impl_(std::move(impl)) {
+    : duplex_iostream(&impl->buf), impl_(std::move(impl)) {
   exceptions(std::ios::badbit);  // I/O failures reach the caller as the exception itself
 }
 
 socket_stream::socket_stream(socket_stream&& o) noexcept
-    : std::iostream(std::move(o)), impl_(std::move(o.impl_)) {
+    : duplex_iostream(std::move(o)), impl_(std::move(o.impl_)) {
   set_rdbuf(impl_ ? &impl_->buf : nullptr);
   o.exceptions(std::ios::goodbit);
   o.rdbuf(nullptr);
@@ -127,20 +127,29 @@ void socket_stream::close_noexcept() noexcept {
   detail::close_gracefully(impl_->parts.fd);
 }
 
-std::string socket_stream::local_host() const { return impl_->parts.local.host(); }
-std::uint16_t socket_stream::local_port() const { return impl_->parts.local.port(); }
-std::string socket_stream::remote_host() const { return impl_->parts.remote.host(); }
-std::uint16_t socket_stream::remote_port() const { return impl_->parts.remote.port(); }
+/// Every operation on a moved-from stream is a logic error, never a null dereference.
+static socket_impl& checked(const std::unique_ptr<socket_impl>& p) {
+  if (!p) throw std::logic_error("sslstream: use of a moved-from socket_stream");
+  return *p;
+}
+
+std::string socket_stream::local_host() const { return checked(impl_).parts.local.host(); }
+std::uint16_t socket_stream::local_port() const { return checked(impl_).parts.local.port(); }
+std::string socket_stream::remote_host() const { return checked(impl_).parts.remote.host(); }
+std::uint16_t socket_stream::remote_port() const { return checked(impl_).parts.remote.port(); }
 bool socket_stream::is_open() const noexcept { return impl_ && impl_->parts.fd; }
 int socket_stream::native_handle() const noexcept { return is_open() ? impl_->parts.fd.get() : -1; }
-void socket_stream::set_timeout(std::chrono::milliseconds t) { impl_->parts.timeout = t; }
+void socket_stream::set_timeout(std::chrono::milliseconds t) { checked(impl_).parts.timeout = t; }
 
 std::size_t socket_stream::read_some(std::span<std::byte> buffer) {
-  return impl_->buf.read_some(buffer);
+  return checked(impl_).buf.read_some(buffer);
 }
-void socket_stream::write_all(std::span<const std::byte> data) { impl_->buf.write_all(data); }
+void socket_stream::write_all(std::span<const std::byte> data) {
+  checked(impl_).buf.write_all(data);
+}
 
 void socket_stream::shutdown(direction d) {
+  checked(impl_);
   if (!is_open()) throw std::logic_error("sslstream: shutdown on a closed socket_stream");
   if (d == direction::output && !impl_->output_shut) {
     impl_->buf.flush_output();  // unlike Allegro, never drop what the caller wrote
@@ -154,6 +163,7 @@ void socket_stream::shutdown(direction d) {
 }
 
 void socket_stream::close() {
+  checked(impl_);
   if (!is_open()) return;
   struct closer {
     socket_impl& s;
@@ -168,6 +178,7 @@ void socket_stream::close() {
 }
 
 detail::socket_impl& socket_stream::impl_for_handover() {
+  checked(impl_);
   if (!is_open()) throw std::logic_error("sslstream: the socket_stream is closed");
   return *impl_;
 }

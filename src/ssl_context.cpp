@@ -2,6 +2,7 @@
 // Every problem is reported here as a config_error naming the file or option, before any
 // connection exists.
 #include <openssl/pem.h>
+#include <openssl/sha.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
 
@@ -37,6 +38,13 @@ ssl_session_ptr context_state::find_session(const std::string& key) {
   std::lock_guard lk(sessions_mutex);
   auto it = sessions.find(key);
   if (it == sessions.end() || !SSL_SESSION_is_resumable(it->second.get())) return nullptr;
+  // A TLS 1.3 ticket is for one connection only (RFC 8446 §C.4: reuse lets a passive observer
+  // link the connections): hand it out once. The connection that uses it gets a new one.
+  if (SSL_SESSION_get_protocol_version(it->second.get()) >= TLS1_3_VERSION) {
+    ssl_session_ptr once = std::move(it->second);
+    sessions.erase(it);
+    return once;
+  }
   SSL_SESSION_up_ref(it->second.get());
   return ssl_session_ptr(it->second.get());
 }
@@ -238,8 +246,8 @@ std::string alpn_wire(const std::vector<std::string>& protocols) {
 }
 
 int alpn_select(SSL* ssl, const unsigned char** out, unsigned char* outlen, const unsigned char* in,
-                unsigned int inlen, void*) {
-  const auto& st = context_state::of(ssl);
+                unsigned int inlen, void*) noexcept {
+  const auto& st = context_state::of(ssl);  // nothing here allocates or throws
   unsigned char* sel = nullptr;
   // Server preference order; no overlap is a fatal no_application_protocol (RFC 7301 §3.2).
   if (SSL_select_next_proto(
@@ -250,16 +258,71 @@ int alpn_select(SSL* ssl, const unsigned char** out, unsigned char* outlen, cons
   return SSL_TLSEXT_ERR_OK;
 }
 
+// Callbacks run inside OpenSSL's C frames, which an exception must never cross: each catches
+// everything, hands it to the stream (which fails the SSL call and rethrows it) and fails.
 void keylog_cb(const SSL* ssl, const char* line) {
-  const auto& st = context_state::of(ssl);
-  if (st.options.keylog) st.options.keylog(line);
+  try {
+    const auto& st = context_state::of(ssl);
+    if (st.options.keylog) st.options.keylog(line);
+  } catch (...) {
+    if (auto* tls = detail::tls_impl::of(ssl)) tls->callback_failed(std::current_exception());
+  }
 }
 
 int new_session_cb(SSL* ssl, SSL_SESSION* session) {
   auto* tls = detail::tls_impl::of(ssl);
   if (!tls || tls->session_key.empty()) return 0;
-  context_state::of(ssl).store_session(tls->session_key, session);
+  try {
+    context_state::of(ssl).store_session(tls->session_key, session);
+  } catch (...) {
+    tls->callback_failed(std::current_exception());
+    return 0;  // OpenSSL keeps (and frees) the session
+  }
   return 1;  // we keep the reference
+}
+
+/// RFC 7507 §3: a ClientHello below our lowest version that carries TLS_FALLBACK_SCSV is a
+/// downgrade in progress and gets inappropriate_fallback, not protocol_version. OpenSSL checks
+/// the SCSV only against versions it supports, so the check below min_version is ours.
+int client_hello_cb(SSL* ssl, int* alert, void*) {
+  const auto& st = context_state::of(ssl);
+  if (static_cast<int>(SSL_client_hello_get0_legacy_version(ssl)) >=
+      tls_number(st.options.min_version))
+    return 1;
+  const unsigned char* suites = nullptr;
+  std::size_t n = SSL_client_hello_get0_ciphers(ssl, &suites);
+  for (std::size_t i = 0; i + 1 < n; i += 2)
+    if (suites[i] == 0x56 && suites[i + 1] == 0x00) {  // TLS_FALLBACK_SCSV
+      *alert = SSL_AD_INAPPROPRIATE_FALLBACK;
+      ERR_raise(ERR_LIB_SSL, SSL_R_INAPPROPRIATE_FALLBACK);
+      return SSL_CLIENT_HELLO_ERROR;
+    }
+  return 1;
+}
+
+/// The session-ID context of a server: a digest of everything that decides whether a client
+/// is accepted (verify mode, trusted CAs, CRLs, depth, pins), so that a session made under
+/// one set of client requirements never resumes under another (SSL_CTX_set_session_id_context).
+std::string session_id_context(SSL_CTX* ctx, const context_state& st, verify_mode mode) {
+  std::string in = "sslstream|" + std::to_string(static_cast<int>(mode)) + "|" +
+                   std::to_string(st.options.max_depth) + "|" +
+                   std::to_string(st.options.crl_check) + "|";
+  for (const auto& pin : st.pins) in += pin + ",";
+  STACK_OF(X509_OBJECT)* objs = X509_STORE_get0_objects(SSL_CTX_get_cert_store(ctx));
+  for (int i = 0; i < sk_X509_OBJECT_num(objs); ++i) {
+    X509_OBJECT* o = sk_X509_OBJECT_value(objs, i);
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int len = 0;
+    if (X509* x = X509_OBJECT_get0_X509(o); x && X509_digest(x, EVP_sha256(), md, &len) == 1)
+      in.append(reinterpret_cast<const char*>(md), len);
+    else if (X509_CRL* c = X509_OBJECT_get0_X509_CRL(o);
+             c && X509_CRL_digest(c, EVP_sha256(), md, &len) == 1)
+      in.append(reinterpret_cast<const char*>(md), len);
+  }
+  in += "|" + st.options.ca_directory;  // certificates OpenSSL may still find there lazily
+  unsigned char out[SHA256_DIGEST_LENGTH];
+  SHA256(reinterpret_cast<const unsigned char*>(in.data()), in.size(), out);
+  return std::string(reinterpret_cast<const char*>(out), sizeof out);  // 32 = the maximum
 }
 
 ssl_context make_context(const ssl_options& o, bool server) {
@@ -311,6 +374,15 @@ ssl_context make_context(const ssl_options& o, bool server) {
   for (const auto& pin : o.pinned_sha256) st->pins.push_back(normalized_pin(pin));
   verify_mode mode = o.verify.value_or(server ? verify_mode::none : verify_mode::required);
   if (!st->pins.empty()) mode = verify_mode::required;  // by the pins, not by a CA
+  if (server && mode != verify_mode::none && st->pins.empty() && o.ca_file.empty() &&
+      o.ca_directory.empty() && o.ca_pem.empty())
+    throw config_error(errc::bad_option, "bad-option",
+                       "a server that verifies client certificates must be told which CAs "
+                       "issue them: set ssl_options::ca_file (or ca_directory / ca_pem); the "
+                       "system trust store would accept any publicly issued certificate");
+  if (o.handshake_timeout.count() < 0)
+    throw config_error(errc::bad_option, "bad-option",
+                       "ssl_options::handshake_timeout is negative (0 means no limit)");
   if ((mode != verify_mode::none && st->pins.empty()) || !o.ca_file.empty() ||
       !o.ca_directory.empty() || !o.ca_pem.empty()) {
     load_trust(ctx, o, server);
@@ -343,10 +415,12 @@ ssl_context make_context(const ssl_options& o, bool server) {
   if (o.keylog) SSL_CTX_set_keylog_callback(ctx, keylog_cb);
 
   if (server) {
-    // Needed for resumption when client certificates are requested
-    // (SSL_CTX_set_session_id_context(3)).
-    static const unsigned char sid[] = "sslstream";
-    SSL_CTX_set_session_id_context(ctx, sid, sizeof sid - 1);
+    SSL_CTX_set_client_hello_cb(ctx, client_hello_cb, nullptr);
+    // Needed for resumption when client certificates are requested, and it must differ
+    // wherever the client requirements differ (see session_id_context).
+    std::string sid = session_id_context(ctx, *st, mode);
+    SSL_CTX_set_session_id_context(ctx, reinterpret_cast<const unsigned char*>(sid.data()),
+                                   static_cast<unsigned int>(sid.size()));
     // Resumption by tickets only (TLS 1.3, and 1.2 with the ticket extension): the server keeps
     // no per-client state, so a thousand clients do not leave a thousand sessions (up to
     // 20,480 by default) in its memory after they are gone.
@@ -357,6 +431,7 @@ ssl_context make_context(const ssl_options& o, bool server) {
   } else {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
+    SSL_CTX_set_cert_cb(ctx, detail::tls_impl::cert_requested_cb, nullptr);
   }
   ERR_clear_error();
   return ssl_context(std::move(st));

@@ -43,12 +43,12 @@ ssl_stream make_ssl_client_stream(socket_stream&& socket, const ssl_options& opt
 }
 
 ssl_stream::ssl_stream(std::unique_ptr<tls_impl> impl)
-    : std::iostream(&impl->buf), impl_(std::move(impl)) {
+    : duplex_iostream(&impl->buf), impl_(std::move(impl)) {
   exceptions(std::ios::badbit);  // I/O failures reach the caller as the exception itself
 }
 
 ssl_stream::ssl_stream(ssl_stream&& o) noexcept
-    : std::iostream(std::move(o)), impl_(std::move(o.impl_)) {
+    : duplex_iostream(std::move(o)), impl_(std::move(o.impl_)) {
   set_rdbuf(impl_ ? &impl_->buf : nullptr);
   o.exceptions(std::ios::goodbit);
   o.rdbuf(nullptr);
@@ -78,60 +78,71 @@ static tls_impl& checked(const std::unique_ptr<tls_impl>& p) {
 void ssl_stream::do_handshake() { checked(impl_).handshake(); }
 bool ssl_stream::is_server() const noexcept { return impl_ && impl_->server; }
 
+// Each accessor reads the connection under the stream's lock: a reader on another thread may
+// be inside SSL_read, which can replace the session (a TLS 1.3 ticket) the accessor looks at.
+
 std::optional<x509_certificate> ssl_stream::peer_certificate() {
   do_handshake();
-  X509* x = SSL_get1_peer_certificate(impl_->ssl.get());
+  detail::x509_ptr x(impl_->locked([](SSL* s) { return SSL_get1_peer_certificate(s); }));
   if (!x) return std::nullopt;
-  detail::x509_ptr owner(x);
-  return x509_certificate::from_native(x);
+  return x509_certificate::from_native(x.get());
 }
 
 std::vector<x509_certificate> ssl_stream::peer_chain() {
   do_handshake();
-  std::vector<x509_certificate> chain_out;
-  // The server side's chain lacks the leaf (SSL_get_peer_cert_chain(3)); put it first.
-  STACK_OF(X509)* chain = SSL_get_peer_cert_chain(impl_->ssl.get());
-  if (impl_->server)
-    if (auto leaf = peer_certificate()) chain_out.push_back(*leaf);
-  for (int i = 0; chain && i < sk_X509_num(chain); ++i)
-    chain_out.push_back(x509_certificate::from_native(sk_X509_value(chain, i)));
-  return chain_out;
+  return impl_->locked([&](SSL* s) {
+    std::vector<x509_certificate> certs;
+    // The server side's chain lacks the leaf (SSL_get_peer_cert_chain(3)); put it first.
+    if (impl_->server)
+      if (X509* leaf = SSL_get0_peer_certificate(s))
+        certs.push_back(x509_certificate::from_native(leaf));
+    STACK_OF(X509)* chain = SSL_get_peer_cert_chain(s);
+    for (int i = 0; chain && i < sk_X509_num(chain); ++i)
+      certs.push_back(x509_certificate::from_native(sk_X509_value(chain, i)));
+    return certs;
+  });
 }
 
 verify_result_t ssl_stream::verify_result() {
   do_handshake();
-  long code = SSL_get_verify_result(impl_->ssl.get());
+  long code = impl_->locked([](SSL* s) { return SSL_get_verify_result(s); });
   return {code, code == X509_V_OK ? "ok" : X509_verify_cert_error_string(code)};
 }
 
 std::string ssl_stream::protocol_version() {
   do_handshake();
-  return SSL_get_version(impl_->ssl.get());
+  return impl_->locked([](SSL* s) { return std::string(SSL_get_version(s)); });
 }
 
 std::string ssl_stream::cipher() {
   do_handshake();
-  const char* c = SSL_get_cipher_name(impl_->ssl.get());
-  return c ? c : "";
+  return impl_->locked([](SSL* s) {
+    const char* c = SSL_get_cipher_name(s);
+    return std::string(c ? c : "");
+  });
 }
 
 std::string ssl_stream::alpn_protocol() {
   do_handshake();
-  const unsigned char* p = nullptr;
-  unsigned int n = 0;
-  SSL_get0_alpn_selected(impl_->ssl.get(), &p, &n);
-  return std::string(reinterpret_cast<const char*>(p), n);
+  return impl_->locked([](SSL* s) {
+    const unsigned char* p = nullptr;
+    unsigned int n = 0;
+    SSL_get0_alpn_selected(s, &p, &n);
+    return std::string(reinterpret_cast<const char*>(p), n);
+  });
 }
 
 bool ssl_stream::session_reused() {
   do_handshake();
-  return SSL_session_reused(impl_->ssl.get()) == 1;
+  return impl_->locked([](SSL* s) { return SSL_session_reused(s) == 1; });
 }
 
 std::string ssl_stream::server_name() {
   do_handshake();
-  const char* n = SSL_get_servername(impl_->ssl.get(), TLSEXT_NAMETYPE_host_name);
-  return n ? n : "";
+  return impl_->locked([](SSL* s) {
+    const char* n = SSL_get_servername(s, TLSEXT_NAMETYPE_host_name);
+    return std::string(n ? n : "");
+  });
 }
 
 void ssl_stream::shutdown(direction d) {
@@ -146,7 +157,7 @@ void ssl_stream::shutdown(direction d) {
 }
 
 void ssl_stream::close() {
-  if (!impl_) return;
+  checked(impl_);
   auto t = impl_->parts.timeout.count() > 0 ? impl_->parts.timeout
                                             : std::chrono::milliseconds(default_close_timeout);
   impl_->close(detail::deadline_after(t));
@@ -174,7 +185,9 @@ std::ostream& operator<<(std::ostream& os, const ssl_stream& s) {
      << (t.parts.fd ? "connected" : "closed, but was connected") << " from "
      << t.parts.local.display() << " to " << t.parts.remote.display();
   if (t.handshake_done())
-    os << ", " << SSL_get_version(t.ssl.get()) << ' ' << SSL_get_cipher_name(t.ssl.get());
+    os << ", " << t.locked([](SSL* ssl) {
+      return std::string(SSL_get_version(ssl)) + ' ' + SSL_get_cipher_name(ssl);
+    });
   else
     os << ", handshake pending";
   return os << '>';

@@ -37,6 +37,10 @@ std::string verify_hint(long code, const tls_impl& t) {
       return "the " + side + "'s certificate is not valid yet: check the clocks";
     case X509_V_ERR_HOSTNAME_MISMATCH:
     case X509_V_ERR_IP_ADDRESS_MISMATCH:
+      if (t.failed_without_san)
+        return "the certificate has no subjectAltName, and names are checked against that "
+               "alone, never the subject CN (RFC 6125 §6.4.4): reissue it with its names as "
+               "subjectAltName entries";
       return "the certificate is not for '" + t.session_key.substr(0, t.session_key.find('|')) +
              "': connect by a name the certificate lists, or set ssl_options::server_name";
     case X509_V_ERR_CERT_REVOKED: return "the certificate has been revoked by its CA";
@@ -51,20 +55,41 @@ std::string verify_hint(long code, const tls_impl& t) {
   }
 }
 
-/// A hint for a handshake failure, from OpenSSL's reason text.
-std::string handshake_hint(const std::string& q) {
+/// A hint for a handshake failure, from OpenSSL's reason text and what this side knows.
+std::string handshake_hint(const std::string& q, const tls_impl& t) {
   auto has = [&](const char* s) { return q.find(s) != std::string::npos; };
+  const bool own_cert = SSL_get_certificate(t.ssl.get()) != nullptr;
+  // A TLS 1.2 server that requires a certificate we do not have says only "handshake failure".
+  if (!t.server && t.cert_requested && !own_cert &&
+      (has("handshake failure") || has("certificate required")))
+    return " (the server asked for a client certificate and we have none: set "
+           "ssl_options::certificate)";
   if (has("wrong version number") || has("http request") || has("packet length too long") ||
-      has("record layer failure") || has("unknown protocol"))
+      has("record layer failure") || has("unknown protocol")) {
+    if (!t.bio.read_socket && t.bio.preread_pos > 0)
+      return " (the bytes read before TLS started are not TLS: the plain-text exchange before "
+             "make_ssl_*_stream, e.g. STARTTLS, was not read to its end)";
     return " (is the peer speaking TLS? it sent something else)";
+  }
+  if (has("inappropriate fallback"))
+    return " (the peer refused a fallback to an older TLS version: raise min_version)";
   if (has("unsupported protocol") || has("no protocols available") || has("protocol version"))
     return " (no TLS version in common: check min_version / max_version)";
+  if (has("certificate required") || has("peer did not return a certificate"))
+    return t.server ? " (the client sent no certificate, and ssl_options::verify requires one)"
+                    : " (a client certificate is required: set ssl_options::certificate)";
+  if (has("unknown ca"))
+    return " (the peer rejected our certificate: it does not trust its issuer; the peer needs "
+           "our CA in its trust store)";
+  if (has("certificate expired"))
+    return " (the peer rejected our certificate as expired or not yet valid: renew it or check "
+           "the clocks)";
+  if (has("certificate revoked")) return " (the peer says our certificate is revoked)";
+  if (has("bad certificate") || has("certificate unknown") || has("unsupported certificate"))
+    return " (the peer rejected our certificate: its name, dates, pin or key did not satisfy "
+           "the peer; its own log says which)";
   if (has("no shared cipher") || has("no suitable signature") || has("handshake failure"))
     return " (no cipher suite or signature algorithm in common: check ciphers / ciphersuites)";
-  if (has("certificate required") || has("peer did not return a certificate"))
-    return " (a client certificate is required: set ssl_options::certificate)";
-  if (has("unknown ca") || has("bad certificate") || has("certificate unknown"))
-    return " (the peer rejected our certificate: it does not trust its issuer)";
   if (has("no application protocol")) return " (no ALPN protocol in common)";
   return "";
 }
@@ -154,31 +179,50 @@ void tls_impl::record_failure(X509_STORE_CTX* store) {
     auto c = x509_certificate::from_native(cert);
     failed_subject = c.subject();
     failed_fingerprint = c.fingerprint_sha256();
+    failed_without_san = X509_get_ext_by_NID(cert, NID_subject_alt_name, -1) < 0;
   }
 }
 
 int tls_impl::verify_cb(int ok, X509_STORE_CTX* store) {
   tls_impl* t = of(store);
-  if (!ok && t) t->record_failure(store);
-  return (t && t->verify_optional) ? 1 : ok;
+  if (!t) return ok;
+  try {
+    // Under verify_mode::none OpenSSL still checks the chain and calls us, but nothing was
+    // asked: a failure recorded then would later be blamed for an unrelated one.
+    if (!ok && SSL_get_verify_mode(t->ssl.get()) != SSL_VERIFY_NONE) t->record_failure(store);
+  } catch (...) {
+    t->callback_failed(std::current_exception());
+    return 0;
+  }
+  return t->verify_optional ? 1 : ok;
 }
 
 int tls_impl::pin_verify_cb(X509_STORE_CTX* store, void* arg) {
-  const auto& pins = static_cast<const context_state*>(arg)->pins;
-  X509* leaf = X509_STORE_CTX_get0_cert(store);
-  if (!leaf) return 0;
-  std::string got = x509_certificate::from_native(leaf).fingerprint_sha256();
-  if (std::find(pins.begin(), pins.end(), got) != pins.end()) {
-    X509_STORE_CTX_set_error(store, X509_V_OK);
-    return 1;
+  tls_impl* t = of(store);
+  try {
+    const auto& pins = static_cast<const context_state*>(arg)->pins;
+    X509* leaf = X509_STORE_CTX_get0_cert(store);
+    if (!leaf) return 0;
+    std::string got = x509_certificate::from_native(leaf).fingerprint_sha256();
+    if (std::find(pins.begin(), pins.end(), got) != pins.end()) {
+      X509_STORE_CTX_set_error(store, X509_V_OK);
+      return 1;
+    }
+    // "Certificate rejected": OpenSSL then sends the peer a bad_certificate alert, which says
+    // what happened, where an application failure would say only "handshake failure".
+    X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
+    X509_STORE_CTX_set_error_depth(store, 0);
+    X509_STORE_CTX_set_current_cert(store, leaf);
+    if (t) t->record_failure(store);
+  } catch (...) {
+    if (t) t->callback_failed(std::current_exception());
   }
-  // "Certificate rejected": OpenSSL then sends the peer a bad_certificate alert, which says
-  // what happened, where an application failure would say only "handshake failure".
-  X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
-  X509_STORE_CTX_set_error_depth(store, 0);
-  X509_STORE_CTX_set_current_cert(store, leaf);
-  if (tls_impl* t = of(store)) t->record_failure(store);
   return 0;
+}
+
+int tls_impl::cert_requested_cb(SSL* ssl, void*) {
+  if (tls_impl* t = of(ssl)) t->cert_requested = true;
+  return 1;
 }
 
 template <class Op>
@@ -191,12 +235,22 @@ int tls_impl::perform(Op op, const deadline& until, op_kind kind) {
       ERR_clear_error();
       bio.last_errno = 0;
       int ret = op(ssl.get());
+      if (callback_error_) {  // a callback of ours failed inside this call: that is the error
+        ERR_clear_error();
+        fatal_ = callback_error_;
+        std::rethrow_exception(fatal_);
+      }
       if (ret > 0) {
         if (kind == op_kind::read) read_gave_up_ = false;
         return ret;
       }
       err = SSL_get_error(ssl.get(), ret);
-      if (err == SSL_ERROR_ZERO_RETURN) {  // the peer's close_notify: clean EOF
+      // The peer's close_notify is a clean end only for a read of an established connection.
+      // During the handshake it is a failure (a 7-byte plaintext alert must never pass for a
+      // finished, verified handshake), and for a write or a close it is an error: SSL_get_error
+      // says ZERO_RETURN for any failure once close_notify has arrived, EPIPE included.
+      if (err == SSL_ERROR_ZERO_RETURN && kind == op_kind::read &&
+          SSL_is_init_finished(ssl.get())) {
         read_gave_up_ = false;
         return 0;
       }
@@ -205,26 +259,36 @@ int tls_impl::perform(Op op, const deadline& until, op_kind kind) {
     const char* what = op_name(static_cast<int>(kind));
     try {
       wait_for(parts.fd.get(), err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, until, what);
-    } catch (...) {
+    } catch (const socket_error& e) {
       // A write or handshake that timed out mid-record cannot be resumed with other data:
       // make it stick. A read that timed out consumed nothing and may be retried.
       std::lock_guard lk(ssl_mutex_);
-      if (kind != op_kind::read)
+      if (kind == op_kind::handshake && handshake_limit_ && until == handshake_limit_)
+        fatal_ = std::make_exception_ptr(socket_error(
+            e.code(), "timeout",
+            "TLS handshake did not finish within " +
+                std::to_string(ctx.options().handshake_timeout.count()) +
+                " ms: the peer stalled (the limit is ssl_options::handshake_timeout)"));
+      else if (kind != op_kind::read)
         fatal_ = std::current_exception();
       else
         read_gave_up_ = true;
+      if (fatal_) std::rethrow_exception(fatal_);
       throw;
     }
   }
 }
 
 void tls_impl::fail(int ssl_error, op_kind kind) {
-  bool in_handshake = !SSL_is_init_finished(ssl.get());
+  // Not SSL_is_init_finished(): after a fatal error OpenSSL's state machine is in its error
+  // state, so a record that breaks an established connection would count as a handshake.
+  bool in_handshake = kind == op_kind::handshake || !handshake_done();
   unsigned long first = ERR_peek_error();
   std::string queue = drain_errors();
   const char* what = op_name(static_cast<int>(kind));
   const int saved_errno = bio.last_errno;
-  bool eof = ssl_error == SSL_ERROR_SYSCALL ||
+  const bool close_notify = ssl_error == SSL_ERROR_ZERO_RETURN;  // the peer's, already received
+  bool eof = ssl_error == SSL_ERROR_SYSCALL || (close_notify && kind != op_kind::handshake) ||
              (ERR_GET_LIB(first) == ERR_LIB_SSL &&
               ERR_GET_REASON(first) == SSL_R_UNEXPECTED_EOF_WHILE_READING);
   if (eof && kind != op_kind::read && (saved_errno == EPIPE || saved_errno == ECONNRESET)) {
@@ -244,6 +308,16 @@ void tls_impl::fail(int ssl_error, op_kind kind) {
     ERR_clear_error();
   }
   try {
+    if (close_notify && in_handshake)
+      throw tls_error(errc::handshake_failed, "handshake-failed",
+                      std::string(what) +
+                          " failed: the peer sent close_notify before the handshake finished, "
+                          "so no secure connection exists (is it speaking TLS, and does it "
+                          "accept ours?)");
+    if (close_notify && saved_errno == 0)
+      throw tls_error(errc::protocol_error, "protocol-error",
+                      std::string(what) + " failed after the peer's close_notify: " +
+                          (queue.empty() ? "unknown error" : queue));
     if (eof && saved_errno != 0) {
       throw_socket_error(saved_errno,
                          std::string(what) + (in_handshake ? "" : " after the handshake"));
@@ -258,7 +332,7 @@ void tls_impl::fail(int ssl_error, op_kind kind) {
                       "be truncated");
     }
     long v = SSL_get_verify_result(ssl.get());
-    if (in_handshake && v != X509_V_OK && failed_code != 0) {
+    if (in_handshake && v != X509_V_OK && failed_code != 0 && !verify_optional) {
       std::string text = X509_verify_cert_error_string(v);
       std::string hint = verify_hint(v, *this);
       throw verify_error(v, text, failed_subject, failed_fingerprint,
@@ -268,13 +342,13 @@ void tls_impl::fail(int ssl_error, op_kind kind) {
     if (in_handshake)
       throw tls_error(errc::handshake_failed, "handshake-failed",
                       std::string(what) + " failed: " + (queue.empty() ? "unknown error" : queue) +
-                          handshake_hint(queue));
+                          handshake_hint(queue, *this));
     // In TLS 1.3 a client's handshake ends before the server has judged the client's
     // certificate; a rejection arrives as an alert on the first read. It is still the
     // handshake that failed (RFC 8446 §4.4.2.4).
     if (!server && rejected_our_certificate(first))
       throw tls_error(errc::handshake_failed, "handshake-failed",
-                      "TLS handshake failed: " + queue + handshake_hint(queue));
+                      "TLS handshake failed: " + queue + handshake_hint(queue, *this));
     throw tls_error(errc::protocol_error, "protocol-error",
                     std::string(what) + " failed: " + (queue.empty() ? "unknown error" : queue));
   } catch (...) {
@@ -288,8 +362,22 @@ void tls_impl::handshake() {
   std::lock_guard lk(handshake_mutex_);
   if (handshake_done()) return;
   if (!parts.fd) throw std::logic_error("sslstream: the ssl_stream is closed");
-  perform([](SSL* s) { return SSL_do_handshake(s); }, deadline_after(parts.timeout),
-          op_kind::handshake);
+  // Each wait is bounded by the stream's timeout, the whole handshake by handshake_timeout.
+  deadline until = deadline_after(parts.timeout);
+  handshake_limit_ = deadline_after(ctx.options().handshake_timeout);
+  if (handshake_limit_ && (!until || *handshake_limit_ <= *until)) until = handshake_limit_;
+  perform([](SSL* s) { return SSL_do_handshake(s); }, until, op_kind::handshake);
+  {
+    // Done only when OpenSSL says so: nothing short of its Finished check may pass for a
+    // handshake (belt and braces behind the ZERO_RETURN rule in perform()).
+    std::lock_guard slk(ssl_mutex_);
+    if (!SSL_is_init_finished(ssl.get())) {
+      fatal_ = std::make_exception_ptr(
+          tls_error(errc::handshake_failed, "handshake-failed",
+                    "TLS handshake failed: OpenSSL returned before the handshake finished"));
+      std::rethrow_exception(fatal_);
+    }
+  }
   handshake_done_.store(true, std::memory_order_release);
 }
 
@@ -315,7 +403,7 @@ void tls_impl::write_until(std::span<const std::byte> in, const deadline& until)
   // records instead of once per record. The last record goes out at once, as always.
   constexpr std::size_t record = 16384;
   while (!in.empty()) {
-    std::size_t done = 0;
+    std::size_t done = 0;  // SSL_write_ex succeeds whole (no partial writes are enabled)
     auto chunk = in.first(std::min(in.size(), record));
     perform(
         [&](SSL* s) {
@@ -325,6 +413,7 @@ void tls_impl::write_until(std::span<const std::byte> in, const deadline& until)
           return r;
         },
         until, op_kind::write);
+    if (done == 0) throw std::logic_error("sslstream: TLS write made no progress");
     in = in.subspan(done);
   }
 }
@@ -375,7 +464,17 @@ void tls_impl::close(const deadline& until) {
   }
   // Never handshake just to say goodbye: with nothing sent, there is nothing to close.
   if (!handshake_done() && !buf.has_output()) return;
-  shutdown_output(until);
+  const bool nothing_pending = !buf.has_output();
+  try {
+    shutdown_output(until);
+  } catch (const socket_error&) {
+    // The peer said close_notify and closed the whole connection, so ours cannot reach it:
+    // both sides said everything, and nothing of ours was waiting, so nothing was lost.
+    if (nothing_pending &&
+        locked([](SSL* s) { return SSL_get_shutdown(s); }) & SSL_RECEIVED_SHUTDOWN)
+      return;
+    throw;
+  }
 }
 
 void tls_impl::close_noexcept() noexcept {

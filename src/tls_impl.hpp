@@ -29,6 +29,18 @@ class tls_impl final : public transport {
 
   bool input_pending();
   void handshake();
+  /// Runs `f(SSL*)` under the lock every OpenSSL call takes: an accessor must not read the
+  /// connection while a reader's SSL_read replaces its session (a TLS 1.3 ticket) under it.
+  template <class F>
+  auto locked(F&& f) const {
+    std::lock_guard lk(ssl_mutex_);
+    return f(ssl.get());
+  }
+  /// Keeps the first exception a callback caught (OpenSSL's C frames must never see one): the
+  /// SSL call that ran the callback then fails, and the stream operation rethrows it.
+  void callback_failed(std::exception_ptr e) noexcept {
+    if (!callback_error_) callback_error_ = std::move(e);
+  }
   bool handshake_done() const noexcept { return handshake_done_.load(std::memory_order_acquire); }
   /// Flushes and sends close_notify (once).
   void shutdown_output(const deadline& until);
@@ -43,6 +55,8 @@ class tls_impl final : public transport {
   static int verify_cb(int ok, X509_STORE_CTX* store);
   /// Replaces chain verification on a context with pins: accepts exactly the pinned leaves.
   static int pin_verify_cb(X509_STORE_CTX* store, void* context_state);
+  /// Client: notes that the server asked for a certificate (for the error message).
+  static int cert_requested_cb(SSL* ssl, void*);
 
   ssl_context ctx;
   connection_parts parts;
@@ -55,11 +69,14 @@ class tls_impl final : public transport {
   bool output_shut = false;
   bool verify_optional = false;  // client verify_mode::optional: record failures, don't fail
 
+  bool cert_requested = false;  // client: the server asked for a certificate (cert_cb)
+
   // The first verification failure, recorded by verify_cb for the error message.
   long failed_code = 0;
   int failed_depth = -1;
   std::string failed_subject;
   std::string failed_fingerprint;
+  bool failed_without_san = false;  // the failed certificate has no subjectAltName at all
   /// Records the store's error, depth and certificate, unless a failure is recorded already.
   void record_failure(X509_STORE_CTX* store);
 
@@ -68,11 +85,14 @@ class tls_impl final : public transport {
   template <class Op>
   int perform(Op op, const deadline& until, op_kind kind);
   [[noreturn]] void fail(int ssl_error, op_kind kind);
+  [[noreturn]] void fail_handshake_timeout();
 
-  std::mutex ssl_mutex_;
+  mutable std::mutex ssl_mutex_;
   std::mutex handshake_mutex_;
   std::atomic<bool> handshake_done_{false};
+  deadline handshake_limit_;  // ssl_options::handshake_timeout's deadline, during the handshake
   std::exception_ptr fatal_;  // the first fatal error sticks (guarded by ssl_mutex_)
+  std::exception_ptr callback_error_;  // set by callbacks, inside an SSL call (ssl_mutex_ held)
   bool close_notify_sent_ = false;
   // The last read ended in an exception (a timeout) and none has succeeded since: a stream
   // dropped in that state was abandoned, so its destructor must not send close_notify, which

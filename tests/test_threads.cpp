@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <future>
+#include <sstream>
 #include <thread>
 
 #include "loopback.hpp"
@@ -154,4 +155,49 @@ TEST(Threads, ShutdownFlushesWhileAnotherThreadReads) {
   p.server << "reply" << std::flush;
   p.server.close();
   EXPECT_EQ(reader.get(), "reply");
+}
+
+// Issue "Trust under attack", defect 5: accessors called OpenSSL without the stream's lock
+// while another thread read; a TLS 1.3 NewSessionTicket read replaces (and frees) the session
+// they look at. One reader, one writer and every accessor at once (TSan in CI).
+TEST(Threads, AccessorsWhileAReaderTakesNewTickets) {
+  auto p = make_tls_pair(server_options(), client_options());
+  ASSERT_FALSE(handshake_both(p.server, p.client).client);
+  constexpr int rounds = 300;
+  auto server = std::async(std::launch::async, [&] {
+    auto* ssl = static_cast<SSL*>(p.server.native_ssl());
+    for (int i = 0; i < rounds; ++i) {
+      SSL_new_session_ticket(ssl);  // sent with the next write
+      p.server << "line " << i << '\n' << std::flush;
+    }
+    std::string from_writer(rounds, '\0');
+    p.server.read(from_writer.data(), rounds);  // all the writer's bytes, then close
+    p.server.close();
+    return from_writer == std::string(rounds, 'w');
+  });
+  std::atomic<bool> done{false};
+  auto writer = std::async(std::launch::async, [&] {
+    for (int i = 0; i < rounds; ++i) p.client << "w" << std::flush;
+  });
+  auto accessors = std::async(std::launch::async, [&] {
+    std::size_t seen = 0;
+    while (!done) {
+      seen += p.client.peer_certificate().has_value();
+      seen += p.client.peer_chain().size();
+      seen += p.client.cipher().size() + p.client.protocol_version().size();
+      seen += p.client.session_reused() + p.client.alpn_protocol().size();
+      seen += p.client.server_name().size() + p.client.verify_result().text.size();
+      std::ostringstream os;
+      os << p.client;
+      seen += os.str().size();
+    }
+    return seen;
+  });
+  int lines = 0;
+  for (std::string line; std::getline(p.client, line);) ++lines;
+  done = true;
+  writer.get();
+  EXPECT_TRUE(server.get());
+  EXPECT_GT(accessors.get(), 0u);
+  EXPECT_EQ(lines, rounds);
 }

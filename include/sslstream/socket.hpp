@@ -28,6 +28,7 @@
 #include <memory>
 #include <optional>
 #include <span>
+#include <sslstream/duplex_iostream.hpp>
 #include <sslstream/error.hpp>
 #include <string>
 #include <string_view>
@@ -66,7 +67,7 @@ class socket_impl;
 }  // namespace detail
 
 /// A connected TCP stream (IPv4 or IPv6). Move-only; closes its descriptor when destroyed.
-class socket_stream : public std::iostream {
+class socket_stream : public duplex_iostream {
  public:
   socket_stream(socket_stream&& other) noexcept;
   socket_stream& operator=(socket_stream&& other) noexcept;

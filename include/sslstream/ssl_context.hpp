@@ -12,8 +12,12 @@
 //   - A client verifies the server's chain against the system trust store (or ca_file /
 //     ca_directory when given) and checks server_name (default: the host the socket connected
 //     to) against the certificate; verify_mode::none turns both off.
-//   - A server asks for no client certificate unless `verify` says so. Its own certificate's
-//     dates are not checked: an expired certificate still serves, as the tutorial says.
+//   - A server asks for no client certificate unless `verify` says so, and then it must be told
+//     which CAs it trusts for them (ca_file, ca_directory or ca_pem): it never trusts the
+//     system store for clients, which would accept any publicly issued certificate. Its own
+//     certificate's dates are not checked: an expired certificate still serves, as the
+//     tutorial says.
+//   - Every handshake is bounded by handshake_timeout (30 s).
 //   - max_depth 100 (OpenSSL's), prefer_server_cipher_order true, session tickets on.
 //
 // Errors: building a context throws config_error naming the file or option at fault, so no
@@ -22,6 +26,7 @@
 // and threads; copying it is cheap (a shared handle).
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -71,6 +76,10 @@ struct ssl_options {
   /// Called with each TLS secret line in the NSS key log format (SSLKEYLOGFILE), for debugging
   /// with Wireshark. Anyone who sees these lines can decrypt the connection.
   std::function<void(std::string_view line)> keylog;
+  /// Bounds the whole handshake of every stream made from these options or their context,
+  /// whatever the stream's own timeout (0 = no bound). A server must not wait forever for a
+  /// client that stops mid-handshake, so there is one by default.
+  std::chrono::milliseconds handshake_timeout{30000};
 };
 
 namespace detail {

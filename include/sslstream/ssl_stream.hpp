@@ -49,7 +49,7 @@ namespace detail {
 class tls_impl;
 }
 
-class ssl_stream : public std::iostream {
+class ssl_stream : public duplex_iostream {
  public:
   ssl_stream(ssl_stream&& other) noexcept;
   ssl_stream& operator=(ssl_stream&& other) noexcept;

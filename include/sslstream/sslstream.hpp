@@ -2,6 +2,7 @@
 // The one header to include.
 #pragma once
 
+#include <sslstream/duplex_iostream.hpp>
 #include <sslstream/error.hpp>
 #include <sslstream/socket.hpp>
 #include <sslstream/ssl_context.hpp>
