@@ -77,13 +77,13 @@ void socket_write(int fd, std::span<const std::byte> in, const deadline& until) 
 
 std::size_t socket_impl::read_some(std::span<std::byte> out) {
   if (input_shut || !parts.fd) return 0;
-  return socket_read(parts.fd.get(), out, deadline_after(parts.timeout));
+  return socket_read(parts.fd.get(), out, deadline_after(parts.read_timeout));
 }
 
 void socket_impl::write_all(std::span<const std::byte> in) {
   if (!parts.fd) throw std::logic_error("sslstream: write on a closed socket_stream");
   if (output_shut) throw std::logic_error("sslstream: write after shutdown(direction::output)");
-  socket_write(parts.fd.get(), in, deadline_after(parts.timeout));
+  socket_write(parts.fd.get(), in, deadline_after(parts.write_timeout));
 }
 
 }  // namespace detail
@@ -139,7 +139,16 @@ std::string socket_stream::remote_host() const { return checked(impl_).parts.rem
 std::uint16_t socket_stream::remote_port() const { return checked(impl_).parts.remote.port(); }
 bool socket_stream::is_open() const noexcept { return impl_ && impl_->parts.fd; }
 int socket_stream::native_handle() const noexcept { return is_open() ? impl_->parts.fd.get() : -1; }
-void socket_stream::set_timeout(std::chrono::milliseconds t) { checked(impl_).parts.timeout = t; }
+void socket_stream::set_timeout(std::chrono::milliseconds t) {
+  auto& p = checked(impl_).parts;
+  p.read_timeout = p.write_timeout = t;
+}
+void socket_stream::set_read_timeout(std::chrono::milliseconds t) {
+  checked(impl_).parts.read_timeout = t;
+}
+void socket_stream::set_write_timeout(std::chrono::milliseconds t) {
+  checked(impl_).parts.write_timeout = t;
+}
 
 std::size_t socket_stream::read_some(std::span<std::byte> buffer) {
   return checked(impl_).buf.read_some(buffer);
@@ -170,10 +179,10 @@ void socket_stream::close() {
     ~closer() { detail::close_gracefully(s.parts.fd); }
   } c{*impl_};
   if (!impl_->output_shut) {
-    auto saved = impl_->parts.timeout;
-    if (saved.count() <= 0) impl_->parts.timeout = std::chrono::seconds(10);
+    auto saved = impl_->parts.write_timeout;
+    if (saved.count() <= 0) impl_->parts.write_timeout = std::chrono::seconds(10);
     impl_->buf.flush_output();
-    impl_->parts.timeout = saved;
+    impl_->parts.write_timeout = saved;
   }
 }
 

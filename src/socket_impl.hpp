@@ -31,7 +31,8 @@ struct connection_parts {
   endpoint local;
   endpoint remote;
   std::string host_name;  ///< the name make_socket connected to (empty for accepted sockets)
-  std::chrono::milliseconds timeout{0};
+  std::chrono::milliseconds read_timeout{0};   ///< each read's wait; 0 = none
+  std::chrono::milliseconds write_timeout{0};  ///< each write's wait (and close's flush)
 };
 
 /// recv/send on a non-blocking descriptor, waiting with poll up to the timeout.

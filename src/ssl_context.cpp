@@ -49,6 +49,15 @@ ssl_session_ptr context_state::find_session(const std::string& key) {
   return ssl_session_ptr(it->second.get());
 }
 
+ssl_session_ptr context_state::take_imported_session() {
+  std::lock_guard lk(sessions_mutex);
+  if (!imported_session) return nullptr;
+  if (SSL_SESSION_get_protocol_version(imported_session.get()) >= TLS1_3_VERSION)
+    return std::move(imported_session);  // once only (RFC 8446 §C.4)
+  SSL_SESSION_up_ref(imported_session.get());
+  return ssl_session_ptr(imported_session.get());
+}
+
 }  // namespace detail
 
 namespace {
@@ -399,10 +408,11 @@ ssl_context make_context(const ssl_options& o, bool server) {
   if (server && mode == verify_mode::required) flags |= SSL_VERIFY_FAIL_IF_NO_PEER_CERT;
   SSL_CTX_set_verify(ctx, flags, detail::tls_impl::verify_cb);
   SSL_CTX_set_verify_depth(ctx, o.max_depth);
-  // Pins are checked where OpenSSL would verify the chain, so a wrong peer is refused inside
-  // the handshake (with an alert), before our own certificate or any data goes to it.
-  if (!st->pins.empty())
-    SSL_CTX_set_cert_verify_callback(ctx, detail::tls_impl::pin_verify_cb, st.get());
+  // Pins and the caller's verify_callback are checked where OpenSSL verifies the chain, so a
+  // wrong peer is refused inside the handshake (with an alert), before our own certificate or
+  // any data goes to it.
+  if (!st->pins.empty() || o.verify_callback)
+    SSL_CTX_set_cert_verify_callback(ctx, detail::tls_impl::cert_verify_cb, st.get());
 
   st->alpn_wire = alpn_wire(o.alpn);
   if (!st->alpn_wire.empty()) {
@@ -432,6 +442,14 @@ ssl_context make_context(const ssl_options& o, bool server) {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
     SSL_CTX_set_cert_cb(ctx, detail::tls_impl::cert_requested_cb, nullptr);
+    if (!o.session.empty()) {
+      detail::bio_ptr b(BIO_new_mem_buf(o.session.data(), static_cast<int>(o.session.size())));
+      st->imported_session.reset(PEM_read_bio_SSL_SESSION(b.get(), nullptr, nullptr, nullptr));
+      if (!st->imported_session)
+        fail(errc::bad_option, "bad-option",
+             "ssl_options::session is not a saved TLS session (expected the PEM text "
+             "ssl_stream::session() returns, '-----BEGIN SSL SESSION PARAMETERS-----')");
+    }
   }
   ERR_clear_error();
   return ssl_context(std::move(st));

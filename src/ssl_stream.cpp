@@ -1,4 +1,6 @@
 // ssl_stream: the std::iostream face of the TLS engine, its factories and its accessors.
+#include <openssl/pem.h>
+
 #include <ostream>
 #include <stdexcept>
 
@@ -149,8 +151,8 @@ void ssl_stream::shutdown(direction d) {
   auto& t = checked(impl_);
   if (!t.parts.fd) throw std::logic_error("sslstream: shutdown on a closed ssl_stream");
   if (d == direction::output) {
-    t.shutdown_output(detail::deadline_after(t.parts.timeout.count() > 0 ? t.parts.timeout
-                                                                         : default_close_timeout));
+    t.shutdown_output(detail::deadline_after(
+        t.parts.write_timeout.count() > 0 ? t.parts.write_timeout : default_close_timeout));
   } else {
     t.input_shut = true;
   }
@@ -158,13 +160,44 @@ void ssl_stream::shutdown(direction d) {
 
 void ssl_stream::close() {
   checked(impl_);
-  auto t = impl_->parts.timeout.count() > 0 ? impl_->parts.timeout
-                                            : std::chrono::milliseconds(default_close_timeout);
+  auto t = impl_->parts.write_timeout.count() > 0
+               ? impl_->parts.write_timeout
+               : std::chrono::milliseconds(default_close_timeout);
   impl_->close(detail::deadline_after(t));
 }
 
+std::vector<std::byte> ssl_stream::export_keying_material(std::string_view label,
+                                                          std::span<const std::byte> context,
+                                                          std::size_t length) {
+  return checked(impl_).export_keying_material(label, context, length);
+}
+
+bool ssl_stream::truncated() const noexcept {
+  return impl_ && impl_->truncated.load(std::memory_order_acquire);
+}
+
+std::string ssl_stream::session() {
+  do_handshake();
+  return impl_->locked([](SSL* s) {
+    SSL_SESSION* ss = SSL_get0_session(s);
+    if (!ss || !SSL_SESSION_is_resumable(ss)) return std::string();
+    detail::bio_ptr b(BIO_new(BIO_s_mem()));
+    if (!b || PEM_write_bio_SSL_SESSION(b.get(), ss) != 1) throw std::bad_alloc();
+    return detail::bio_to_string(b.get());
+  });
+}
+
 bool ssl_stream::is_open() const noexcept { return impl_ && impl_->parts.fd; }
-void ssl_stream::set_timeout(std::chrono::milliseconds t) { checked(impl_).parts.timeout = t; }
+void ssl_stream::set_timeout(std::chrono::milliseconds t) {
+  auto& p = checked(impl_).parts;
+  p.read_timeout = p.write_timeout = t;
+}
+void ssl_stream::set_read_timeout(std::chrono::milliseconds t) {
+  checked(impl_).parts.read_timeout = t;
+}
+void ssl_stream::set_write_timeout(std::chrono::milliseconds t) {
+  checked(impl_).parts.write_timeout = t;
+}
 bool ssl_stream::input_pending() { return checked(impl_).input_pending(); }
 
 std::size_t ssl_stream::read_some(std::span<std::byte> b) {

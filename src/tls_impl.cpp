@@ -48,7 +48,9 @@ std::string verify_hint(long code, const tls_impl& t) {
       return "no CRL for this CA: add it with ssl_options::crl_file";
     case X509_V_ERR_CERT_CHAIN_TOO_LONG: return "the chain is longer than ssl_options::max_depth";
     case X509_V_ERR_CERT_REJECTED:
-      if (t.ctx.state()->pins.empty()) return "";
+      if (t.rejected_by == tls_impl::rejecter::callback)
+        return "ssl_options::verify_callback rejected it";
+      if (t.rejected_by != tls_impl::rejecter::pin) return "";
       return "its fingerprint sha256:" + t.failed_fingerprint +
              " is none of ssl_options::pinned_sha256: this is not the " + side + " you pinned";
     default: return "";
@@ -110,6 +112,14 @@ bool rejected_our_certificate(unsigned long e) {
   }
 }
 
+/// A peer that ended its stream without close_notify (FIN), as SSL_get_error reports it.
+bool peer_just_stopped(int err) {
+  unsigned long e = ERR_peek_error();
+  if (err == SSL_ERROR_SYSCALL) return e == 0;
+  return err == SSL_ERROR_SSL && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+         ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+}
+
 const char* op_name(int kind) {
   static const char* names[] = {"TLS handshake", "TLS read", "TLS write", "TLS close"};
   return names[kind];
@@ -153,9 +163,12 @@ tls_impl::tls_impl(ssl_context c, connection_parts p, std::string preread)
       throw config_error(errc::bad_option, "bad-option",
                          "cannot verify against server name '" + name + "'");
   }
+  verify_name = name;
   session_key = name + "|" + parts.remote.host() + "|" + std::to_string(parts.remote.port());
-  if (auto s = context_state::of(ssl.get()).find_session(session_key))
-    SSL_set_session(ssl.get(), s.get());
+  auto& st = context_state::of(ssl.get());
+  ssl_session_ptr offered = st.take_imported_session();
+  if (!offered) offered = st.find_session(session_key);
+  if (offered) SSL_set_session(ssl.get(), offered.get());
   ERR_clear_error();
 }
 
@@ -197,23 +210,66 @@ int tls_impl::verify_cb(int ok, X509_STORE_CTX* store) {
   return t->verify_optional ? 1 : ok;
 }
 
-int tls_impl::pin_verify_cb(X509_STORE_CTX* store, void* arg) {
+namespace {
+
+/// The certificates of a stack, as x509_certificates.
+std::vector<x509_certificate> certificates(STACK_OF(X509) * stack) {
+  std::vector<x509_certificate> out;
+  for (int i = 0; stack && i < sk_X509_num(stack); ++i)
+    out.push_back(x509_certificate::from_native(sk_X509_value(stack, i)));
+  return out;
+}
+
+/// Fails verification in `store` with "certificate rejected": OpenSSL then sends the peer a
+/// bad_certificate alert, which says what happened, where an application failure would say
+/// only "handshake failure".
+int reject(X509_STORE_CTX* store, X509* leaf, tls_impl* t, tls_impl::rejecter by) {
+  X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
+  X509_STORE_CTX_set_error_depth(store, 0);
+  X509_STORE_CTX_set_current_cert(store, leaf);
+  if (t) {
+    t->failed_code = 0;  // this is the failure to report, whatever came before
+    t->rejected_by = by;
+    t->record_failure(store);
+  }
+  return 0;
+}
+
+}  // namespace
+
+int tls_impl::cert_verify_cb(X509_STORE_CTX* store, void* arg) {
+  const auto& st = *static_cast<const context_state*>(arg);
   tls_impl* t = of(store);
   try {
-    const auto& pins = static_cast<const context_state*>(arg)->pins;
     X509* leaf = X509_STORE_CTX_get0_cert(store);
     if (!leaf) return 0;
-    std::string got = x509_certificate::from_native(leaf).fingerprint_sha256();
-    if (std::find(pins.begin(), pins.end(), got) != pins.end()) {
+    int ok;
+    if (!st.pins.empty()) {
+      std::string got = x509_certificate::from_native(leaf).fingerprint_sha256();
+      if (std::find(st.pins.begin(), st.pins.end(), got) == st.pins.end())
+        return reject(store, leaf, t, rejecter::pin);
       X509_STORE_CTX_set_error(store, X509_V_OK);
-      return 1;
+      ok = 1;
+    } else {
+      ok = X509_verify_cert(store);  // OpenSSL's checks, verify_cb recording the first failure
     }
-    // "Certificate rejected": OpenSSL then sends the peer a bad_certificate alert, which says
-    // what happened, where an application failure would say only "handshake failure".
-    X509_STORE_CTX_set_error(store, X509_V_ERR_CERT_REJECTED);
-    X509_STORE_CTX_set_error_depth(store, 0);
-    X509_STORE_CTX_set_current_cert(store, leaf);
-    if (t) t->record_failure(store);
+    if (!st.options.verify_callback || !t || SSL_get_verify_mode(t->ssl.get()) == SSL_VERIFY_NONE)
+      return ok;
+    long code = t->failed_code != 0 ? t->failed_code : X509_STORE_CTX_get_error(store);
+    if (ok != 1 && code == X509_V_OK) code = X509_V_ERR_UNSPECIFIED;
+    verify_info info{x509_certificate::from_native(leaf), {}, {}, {}};
+    if (STACK_OF(X509)* verified = code == X509_V_OK ? X509_STORE_CTX_get1_chain(store) : nullptr) {
+      info.chain = certificates(verified);
+      sk_X509_pop_free(verified, X509_free);
+    } else {
+      info.chain = certificates(X509_STORE_CTX_get0_untrusted(store));
+    }
+    info.result = {code, code == X509_V_OK ? "ok" : X509_verify_cert_error_string(code)};
+    const char* sni = SSL_get_servername(t->ssl.get(), TLSEXT_NAMETYPE_host_name);
+    info.server_name = t->server ? (sni ? sni : "") : t->verify_name;
+    if (!st.options.verify_callback(info)) return reject(store, leaf, t, rejecter::callback);
+    X509_STORE_CTX_set_error(store, X509_V_OK);  // accepted: verify_result() says ok
+    return 1;
   } catch (...) {
     if (t) t->callback_failed(std::current_exception());
   }
@@ -252,6 +308,13 @@ int tls_impl::perform(Op op, const deadline& until, op_kind kind) {
       if (err == SSL_ERROR_ZERO_RETURN && kind == op_kind::read &&
           SSL_is_init_finished(ssl.get())) {
         read_gave_up_ = false;
+        return 0;
+      }
+      if (kind == op_kind::read && handshake_done() && ctx.options().allow_truncation &&
+          bio.last_errno == 0 && peer_just_stopped(err)) {
+        // Asked for: a FIN without close_notify ends the stream (a reset is still an error).
+        ERR_clear_error();
+        truncated.store(true, std::memory_order_release);
         return 0;
       }
       if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) fail(err, kind);
@@ -362,8 +425,9 @@ void tls_impl::handshake() {
   std::lock_guard lk(handshake_mutex_);
   if (handshake_done()) return;
   if (!parts.fd) throw std::logic_error("sslstream: the ssl_stream is closed");
-  // Each wait is bounded by the stream's timeout, the whole handshake by handshake_timeout.
-  deadline until = deadline_after(parts.timeout);
+  // The handshake is bounded by the read timeout (it mostly waits for the peer) and as a
+  // whole by handshake_timeout.
+  deadline until = deadline_after(parts.read_timeout);
   handshake_limit_ = deadline_after(ctx.options().handshake_timeout);
   if (handshake_limit_ && (!until || *handshake_limit_ <= *until)) until = handshake_limit_;
   perform([](SSL* s) { return SSL_do_handshake(s); }, until, op_kind::handshake);
@@ -382,18 +446,38 @@ void tls_impl::handshake() {
 }
 
 std::size_t tls_impl::read_some(std::span<std::byte> out) {
-  if (input_shut || !parts.fd || out.empty()) return 0;
+  if (input_shut || !parts.fd || out.empty() || truncated.load(std::memory_order_acquire)) return 0;
   handshake();
   std::size_t got = 0;
   int r = perform([&](SSL* s) { return SSL_read_ex(s, out.data(), out.size(), &got); },
-                  deadline_after(parts.timeout), op_kind::read);
+                  deadline_after(parts.read_timeout), op_kind::read);
   return r > 0 ? got : 0;
+}
+
+std::vector<std::byte> tls_impl::export_keying_material(std::string_view label,
+                                                        std::span<const std::byte> context,
+                                                        std::size_t length) {
+  handshake();
+  std::vector<std::byte> out(length);
+  std::string l(label);
+  int ok = locked([&](SSL* s) {
+    ERR_clear_error();
+    return SSL_export_keying_material(s, reinterpret_cast<unsigned char*>(out.data()), length,
+                                      l.c_str(), l.size(),
+                                      reinterpret_cast<const unsigned char*>(context.data()),
+                                      context.size(), context.empty() ? 0 : 1);
+  });
+  if (ok != 1)
+    throw tls_error(errc::protocol_error, "protocol-error",
+                    "export_keying_material failed: " + drain_errors() +
+                        " (the label may be reserved, or the length too large)");
+  return out;
 }
 
 void tls_impl::write_all(std::span<const std::byte> in) {
   if (!parts.fd) throw std::logic_error("sslstream: write on a closed ssl_stream");
   if (output_shut) throw std::logic_error("sslstream: write after shutdown(direction::output)");
-  write_until(in, deadline_after(parts.timeout));
+  write_until(in, deadline_after(parts.write_timeout));
 }
 
 void tls_impl::write_until(std::span<const std::byte> in, const deadline& until) {
@@ -465,6 +549,7 @@ void tls_impl::close(const deadline& until) {
   // Never handshake just to say goodbye: with nothing sent, there is nothing to close.
   if (!handshake_done() && !buf.has_output()) return;
   const bool nothing_pending = !buf.has_output();
+  if (!server && handshake_done()) take_arrived_tickets();
   try {
     shutdown_output(until);
   } catch (const socket_error&) {
@@ -475,6 +560,19 @@ void tls_impl::close(const deadline& until) {
       return;
     throw;
   }
+}
+
+void tls_impl::take_arrived_tickets() noexcept {
+  // A TLS 1.3 client that only writes never reads the server's ticket, which arrives after the
+  // handshake, and so would never resume. Whatever has arrived by now is processed (a peek
+  // consumes no application data) without waiting for anything.
+  std::lock_guard lk(ssl_mutex_);
+  if (fatal_ || SSL_version(ssl.get()) < TLS1_3_VERSION) return;
+  char b;
+  std::size_t n = 0;
+  ERR_clear_error();
+  (void)SSL_peek_ex(ssl.get(), &b, 1, &n);
+  ERR_clear_error();
 }
 
 void tls_impl::close_noexcept() noexcept {

@@ -24,6 +24,9 @@ class tls_impl final : public transport {
   ~tls_impl() override;
 
   std::size_t read_some(std::span<std::byte> out) override;
+  std::vector<std::byte> export_keying_material(std::string_view label,
+                                                std::span<const std::byte> context,
+                                                std::size_t length);
   void write_all(std::span<const std::byte> in) override;
   void write_until(std::span<const std::byte> in, const deadline& until);
 
@@ -46,6 +49,8 @@ class tls_impl final : public transport {
   void shutdown_output(const deadline& until);
   /// Flush, close_notify, close the descriptor; bounded by `until`. Throws if data was lost.
   void close(const deadline& until);
+  /// Client, TLS 1.3: processes the session tickets that have already arrived, never waiting.
+  void take_arrived_tickets() noexcept;
   /// The destructor's close: no waiting, no throwing.
   void close_noexcept() noexcept;
 
@@ -53,8 +58,9 @@ class tls_impl final : public transport {
   /// The stream whose handshake is verifying in `store`; nullptr outside a handshake.
   static tls_impl* of(X509_STORE_CTX* store);
   static int verify_cb(int ok, X509_STORE_CTX* store);
-  /// Replaces chain verification on a context with pins: accepts exactly the pinned leaves.
-  static int pin_verify_cb(X509_STORE_CTX* store, void* context_state);
+  /// Replaces OpenSSL's chain verification on contexts with pins (accepts exactly the pinned
+  /// leaves) or a verify_callback (OpenSSL's checks, then the caller's verdict).
+  static int cert_verify_cb(X509_STORE_CTX* store, void* context_state);
   /// Client: notes that the server asked for a certificate (for the error message).
   static int cert_requested_cb(SSL* ssl, void*);
 
@@ -77,6 +83,9 @@ class tls_impl final : public transport {
   std::string failed_subject;
   std::string failed_fingerprint;
   bool failed_without_san = false;  // the failed certificate has no subjectAltName at all
+  enum class rejecter { none, pin, callback } rejected_by = rejecter::none;
+  std::string verify_name;             // client: the name checked against the certificate
+  std::atomic<bool> truncated{false};  // allow_truncation: the peer ended without close_notify
   /// Records the store's error, depth and certificate, unless a failure is recorded already.
   void record_failure(X509_STORE_CTX* store);
 

@@ -84,8 +84,13 @@ class socket_stream : public duplex_iostream {
   /// Flushes buffered output (bounded by the timeout) and closes the descriptor. Idempotent.
   void close();
   bool is_open() const noexcept;
-  /// Limit for each read and write (and for close's flush); 0 = wait without limit.
+  /// Limit for each read and write (and for close's flush); 0 = wait without limit. Both
+  /// directions; set_read_timeout / set_write_timeout set one. A read that timed out consumed
+  /// nothing: read again (after clear() when it came through `>>`). A write that timed out
+  /// may have sent part of its bytes.
   void set_timeout(std::chrono::milliseconds t);
+  void set_read_timeout(std::chrono::milliseconds t);
+  void set_write_timeout(std::chrono::milliseconds t);
 
   /// Reads at least one byte, waiting for it; returns 0 only at a clean end of stream.
   std::size_t read_some(std::span<std::byte> buffer);

@@ -31,11 +31,29 @@
 #include <memory>
 #include <optional>
 #include <sslstream/error.hpp>
+#include <sslstream/x509.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
 
 namespace sslstream {
+
+/// OpenSSL's verification outcome: {0, "ok"} when verified (or when nothing was verified: check
+/// peer_certificate() too, as Allegro's get-ssl-verify-result warns).
+struct verify_result_t {
+  long code = 0;
+  std::string text = "ok";
+};
+
+/// What a verify_callback sees: the peer's certificate, the chain as verified (or as sent,
+/// when verification failed), OpenSSL's verdict and the name checked (client) or asked for
+/// by SNI (server).
+struct verify_info {
+  x509_certificate leaf;
+  std::vector<x509_certificate> chain;
+  verify_result_t result;
+  std::string server_name;
+};
 
 enum class verify_mode {
   none,      ///< client: no verification at all (insecure); server: ask for no certificate
@@ -80,6 +98,19 @@ struct ssl_options {
   /// whatever the stream's own timeout (0 = no bound). A server must not wait forever for a
   /// client that stops mid-handshake, so there is one by default.
   std::chrono::milliseconds handshake_timeout{30000};
+  /// Called once per handshake after OpenSSL's checks (never with verify_mode::none), like Go's
+  /// VerifyConnection: return false to fail the handshake (the peer gets a bad_certificate
+  /// alert, the caller a verify_error naming this callback), true to accept, even when
+  /// `result` is a failure. An exception fails the handshake and comes out of the stream
+  /// operation. It runs inside the handshake: keep it quick and do not use the stream in it.
+  std::function<bool(const verify_info&)> verify_callback;
+  /// For protocols that frame their own data (HTTP with Content-Length): a peer's close
+  /// without close_notify is then a clean end of stream, and ssl_stream::truncated() says it
+  /// happened. Off by default: without it, such an end is a `truncated` error.
+  bool allow_truncation = false;
+  /// Client: a session saved by ssl_stream::session() (in this process or another), offered
+  /// for resumption; the server decides. A TLS 1.3 session should be used once.
+  std::string session;
 };
 
 namespace detail {

@@ -38,13 +38,6 @@
 
 namespace sslstream {
 
-/// OpenSSL's verification outcome: {0, "ok"} when verified (or when nothing was verified: check
-/// peer_certificate() too, as Allegro's get-ssl-verify-result warns).
-struct verify_result_t {
-  long code = 0;
-  std::string text = "ok";
-};
-
 namespace detail {
 class tls_impl;
 }
@@ -76,7 +69,27 @@ class ssl_stream : public duplex_iostream {
   void shutdown(direction d);
   void close();
   bool is_open() const noexcept;
+  /// Both directions; set_read_timeout / set_write_timeout set one. A read that timed out
+  /// consumed nothing and may be retried (after clear() when it came through `>>`); a write or
+  /// handshake that timed out may have sent part of a record, so it sticks: the stream is
+  /// broken. The handshake waits as a read does, and is bounded as a whole by
+  /// ssl_options::handshake_timeout.
   void set_timeout(std::chrono::milliseconds t);
+  void set_read_timeout(std::chrono::milliseconds t);
+  void set_write_timeout(std::chrono::milliseconds t);
+
+  /// RFC 5705 / RFC 8446 §7.5 keying material: the same bytes on both ends of this connection,
+  /// bound to `label` and `context` (an empty context is "no context", as `openssl s_client
+  /// -keymatexport` and `gnutls-cli --keymatexport` use). Handshakes first.
+  std::vector<std::byte> export_keying_material(std::string_view label,
+                                                std::span<const std::byte> context,
+                                                std::size_t length);
+  /// With ssl_options::allow_truncation: whether the peer ended without close_notify.
+  bool truncated() const noexcept;
+  /// The negotiated session in PEM ("SSL SESSION PARAMETERS", what `openssl s_client
+  /// -sess_out` writes), for ssl_options::session in a later client; empty when there is none
+  /// to resume (TLS 1.3: the server's ticket arrives after the handshake, with the first read).
+  std::string session();
 
   std::size_t read_some(std::span<std::byte> buffer);
   void write_all(std::span<const std::byte> data);
