@@ -74,6 +74,15 @@ passive_socket make_socket(const passive& o) {
   return passive_socket(std::move(s));
 }
 
+passive_socket adopt_passive_socket(int fd) {
+  detail::check_stream_socket(fd, true, "adopt_passive_socket");
+  detail::set_nonblocking(fd);
+  auto s = std::make_unique<passive_socket::state>();
+  s->local = detail::local_endpoint(fd);
+  s->fd.reset(fd);
+  return passive_socket(std::move(s));
+}
+
 passive_socket::passive_socket(std::unique_ptr<state> s) : s_(std::move(s)) {}
 passive_socket::passive_socket(passive_socket&&) noexcept = default;
 passive_socket& passive_socket::operator=(passive_socket&&) noexcept = default;
@@ -90,7 +99,8 @@ std::optional<socket_stream> passive_socket::accept_connection(std::chrono::mill
                        SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd >= 0) {
       p.fd.reset(fd);
-      detail::apply_stream_options(fd, s_->nodelay, s_->keepalive);
+      if (p.remote.addr.ss_family != AF_UNIX)
+        detail::apply_stream_options(fd, s_->nodelay, s_->keepalive);
       p.local = detail::local_endpoint(fd);
       return socket_stream(std::make_unique<detail::socket_impl>(std::move(p)));
     }

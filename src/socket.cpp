@@ -5,10 +5,13 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <cstddef>
 #include <cstring>
 #include <ostream>
 #include <sslstream/socket.hpp>
@@ -20,6 +23,7 @@ namespace sslstream {
 namespace detail {
 
 std::string endpoint::host() const {
+  if (addr.ss_family == AF_UNIX) return "";  // no host: Unix-domain
   char buf[INET6_ADDRSTRLEN] = "?";
   if (addr.ss_family == AF_INET) {
     inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in&>(addr).sin_addr, buf, sizeof buf);
@@ -46,6 +50,14 @@ bool endpoint::is_loopback() const {
 }
 
 std::string endpoint::display() const {
+  if (addr.ss_family == AF_UNIX) {
+    const auto& un = reinterpret_cast<const sockaddr_un&>(addr);
+    auto off = offsetof(sockaddr_un, sun_path);
+    std::string path = len > off && un.sun_path[0] != '\0'
+                           ? std::string(un.sun_path, strnlen(un.sun_path, len - off))
+                           : std::string();
+    return "unix:" + (path.empty() ? std::string("(unnamed)") : path);
+  }
   // Allegro prints host names; a reverse lookup here could block, so only loopback is named.
   return (is_loopback() ? std::string("localhost") : host()) + "/" + std::to_string(port());
 }
@@ -76,11 +88,16 @@ void socket_write(int fd, std::span<const std::byte> in, const deadline& until) 
 }
 
 std::size_t socket_impl::read_some(std::span<std::byte> out) {
-  if (input_shut || !parts.fd) return 0;
-  return socket_read(parts.fd.get(), out, deadline_after(parts.read_timeout));
+  if (input_shut) return 0;
+  auto pass = gate.enter();  // before looking at the descriptor another thread may close
+  if (!parts.fd) return 0;
+  auto n = socket_read(parts.fd.get(), out, deadline_after(parts.read_timeout));
+  if (n == 0 && gate.closing()) io_gate::throw_closed();  // woken by close(), not the peer
+  return n;
 }
 
 void socket_impl::write_all(std::span<const std::byte> in) {
+  auto pass = gate.enter();
   if (!parts.fd) throw std::logic_error("sslstream: write on a closed socket_stream");
   if (output_shut) throw std::logic_error("sslstream: write after shutdown(direction::output)");
   socket_write(parts.fd.get(), in, deadline_after(parts.write_timeout));
@@ -157,6 +174,36 @@ void socket_stream::write_all(std::span<const std::byte> data) {
   checked(impl_).buf.write_all(data);
 }
 
+io_result socket_stream::try_read_some(std::span<std::byte> buffer) {
+  auto& s = checked(impl_);
+  if (s.input_shut) return {0, io_status::eof};
+  if (auto n = s.buf.take_buffered(buffer)) return {n, io_status::done};
+  auto pass = s.gate.enter();
+  if (!s.parts.fd) return {0, io_status::eof};
+  for (;;) {
+    auto n = ::recv(s.parts.fd.get(), buffer.data(), buffer.size(), MSG_DONTWAIT);
+    if (n > 0) return {static_cast<std::size_t>(n), io_status::done};
+    if (n == 0) return {0, buffer.empty() ? io_status::done : io_status::eof};
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return {0, io_status::want_read};
+    if (errno != EINTR) detail::throw_socket_error(errno, "read");
+  }
+}
+
+io_result socket_stream::try_write_some(std::span<const std::byte> data) {
+  auto& s = checked(impl_);
+  auto pass = s.gate.enter();
+  if (!s.parts.fd) throw std::logic_error("sslstream: write on a closed socket_stream");
+  if (s.output_shut) throw std::logic_error("sslstream: write after shutdown(direction::output)");
+  if (s.buf.has_output())
+    throw std::logic_error("sslstream: try_write_some with bytes `<<` buffered: flush() first");
+  for (;;) {
+    auto n = ::send(s.parts.fd.get(), data.data(), data.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n >= 0) return {static_cast<std::size_t>(n), io_status::done};
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return {0, io_status::want_write};
+    if (errno != EINTR) detail::throw_socket_error(errno, "write");
+  }
+}
+
 void socket_stream::shutdown(direction d) {
   checked(impl_);
   if (!is_open()) throw std::logic_error("sslstream: shutdown on a closed socket_stream");
@@ -165,10 +212,13 @@ void socket_stream::shutdown(direction d) {
     ::shutdown(impl_->parts.fd.get(), SHUT_WR);
     impl_->output_shut = true;
   } else if (d == direction::input && !impl_->input_shut) {
-    ::shutdown(impl_->parts.fd.get(), SHUT_RD);
     impl_->input_shut = true;
+    ::shutdown(impl_->parts.fd.get(), SHUT_RD);  // also wakes a reader on another thread
   }
-  if (impl_->input_shut && impl_->output_shut) impl_->parts.fd.reset();
+  if (impl_->input_shut && impl_->output_shut) {
+    impl_->gate.close(impl_->parts.fd.get());  // a reader on another thread leaves first
+    impl_->parts.fd.reset();
+  }
 }
 
 void socket_stream::close() {
@@ -176,7 +226,10 @@ void socket_stream::close() {
   if (!is_open()) return;
   struct closer {
     socket_impl& s;
-    ~closer() { detail::close_gracefully(s.parts.fd); }
+    ~closer() {
+      s.gate.close(s.parts.fd.get());  // a reader on another thread leaves first
+      detail::close_gracefully(s.parts.fd);
+    }
   } c{*impl_};
   if (!impl_->output_shut) {
     auto saved = impl_->parts.write_timeout;
@@ -197,6 +250,52 @@ std::ostream& operator<<(std::ostream& os, const socket_stream& s) {
   const auto& p = s.impl_->parts;
   return os << "#<stream socket " << (p.fd ? "connected" : "closed, but was connected") << " from "
             << p.local.display() << " to " << p.remote.display() << '>';
+}
+
+// --- adopting a descriptor made elsewhere ---------------------------------------------------
+
+namespace detail {
+
+void check_stream_socket(int fd, bool listening, const char* what) {
+  auto refuse = [&](int err, const std::string& why) {
+    throw socket_error(std::error_code(err, std::system_category()), "bad-descriptor",
+                       std::string(what) + ": descriptor " + std::to_string(fd) + " " + why +
+                           " (it was left open and untouched)");
+  };
+  struct stat st {};
+  if (fd < 0 || ::fstat(fd, &st) != 0) refuse(EBADF, "is not open");
+  if (!S_ISSOCK(st.st_mode)) refuse(ENOTSOCK, "is not a socket");
+  int type = 0, accepting = 0, family = 0;
+  socklen_t len = sizeof type;
+  ::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len);
+  len = sizeof accepting;
+  ::getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len);
+  len = sizeof family;
+  ::getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &family, &len);
+  if (type != SOCK_STREAM) refuse(EPROTOTYPE, "is not a stream socket");
+  if (family != AF_INET && family != AF_INET6 && family != AF_UNIX)
+    refuse(EAFNOSUPPORT, "is neither TCP nor Unix-domain");
+  if (listening && !accepting)
+    refuse(EINVAL, "is not listening (adopt_socket takes connected sockets)");
+  if (!listening && accepting) refuse(EINVAL, "is listening: use adopt_passive_socket");
+}
+
+}  // namespace detail
+
+socket_stream adopt_socket(int fd) {
+  using namespace detail;
+  check_stream_socket(fd, false, "adopt_socket");
+  connection_parts p;
+  p.remote.len = sizeof p.remote.addr;
+  if (::getpeername(fd, reinterpret_cast<sockaddr*>(&p.remote.addr), &p.remote.len) != 0)
+    throw socket_error(std::error_code(errno, std::system_category()), "not-connected",
+                       "adopt_socket: descriptor " + std::to_string(fd) +
+                           " is not connected (it was left open and untouched)");
+  set_nonblocking(fd);
+  if (p.remote.addr.ss_family != AF_UNIX) apply_stream_options(fd, true, false);
+  p.local = local_endpoint(fd);
+  p.fd.reset(fd);
+  return socket_stream(std::make_unique<socket_impl>(std::move(p)));
 }
 
 // --- connecting -----------------------------------------------------------------------------

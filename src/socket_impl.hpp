@@ -4,12 +4,14 @@
 #include <netdb.h>
 #include <sys/socket.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
 
 #include "fd.hpp"
+#include "io_gate.hpp"
 #include "stream_buffer.hpp"
 
 namespace sslstream::detail {
@@ -47,6 +49,9 @@ using addrinfo_ptr = std::unique_ptr<addrinfo, addrinfo_deleter>;
 /// getaddrinfo for TCP; throws socket_error "host-not-found" with the resolver's reason.
 addrinfo_ptr resolve(const std::string& host, std::uint16_t port, int flags);
 endpoint local_endpoint(int fd);
+/// Throws socket_error unless `fd` is a TCP or Unix-domain stream socket, listening or not as
+/// asked; never touches it.
+void check_stream_socket(int fd, bool listening, const char* what);
 void apply_stream_options(int fd, bool nodelay, bool keepalive);
 
 class socket_impl final : public transport {
@@ -58,7 +63,8 @@ class socket_impl final : public transport {
 
   connection_parts parts;
   stream_buffer buf{*this};
-  bool input_shut = false;
+  io_gate gate;
+  std::atomic<bool> input_shut{false};  // set by shutdown(input), maybe from another thread
   bool output_shut = false;
 };
 

@@ -1,5 +1,6 @@
 // ssl_stream: the std::iostream face of the TLS engine, its factories and its accessors.
 #include <openssl/pem.h>
+#include <sys/socket.h>
 
 #include <ostream>
 #include <stdexcept>
@@ -155,6 +156,7 @@ void ssl_stream::shutdown(direction d) {
         t.parts.write_timeout.count() > 0 ? t.parts.write_timeout : default_close_timeout));
   } else {
     t.input_shut = true;
+    t.gate.wake(t.parts.fd.get(), SHUT_RD);  // a reader blocked on another thread returns 0
   }
 }
 
@@ -164,6 +166,14 @@ void ssl_stream::close() {
                ? impl_->parts.write_timeout
                : std::chrono::milliseconds(default_close_timeout);
   impl_->close(detail::deadline_after(t));
+}
+
+io_result ssl_stream::try_handshake() { return checked(impl_).try_handshake(); }
+io_result ssl_stream::try_read_some(std::span<std::byte> b) {
+  return checked(impl_).try_read_some(b);
+}
+io_result ssl_stream::try_write_some(std::span<const std::byte> d) {
+  return checked(impl_).try_write_some(d);
 }
 
 std::vector<std::byte> ssl_stream::export_keying_material(std::string_view label,

@@ -12,14 +12,17 @@ std::span<const std::byte> bytes(const char* p, std::size_t n) {
 }
 }  // namespace
 
+std::size_t stream_buffer::take_buffered(std::span<std::byte> out) noexcept {
+  auto n = std::min(static_cast<std::size_t>(egptr() - gptr()), out.size());
+  if (n == 0) return 0;
+  std::memcpy(out.data(), gptr(), n);
+  gbump(static_cast<int>(n));
+  return n;
+}
+
 std::size_t stream_buffer::read_some(std::span<std::byte> out) {
   if (out.empty()) return 0;
-  if (auto avail = static_cast<std::size_t>(egptr() - gptr())) {
-    auto n = std::min(avail, out.size());
-    std::memcpy(out.data(), gptr(), n);
-    gbump(static_cast<int>(n));
-    return n;
-  }
+  if (auto n = take_buffered(out)) return n;
   return t_->read_some(out);
 }
 

@@ -40,6 +40,8 @@ class stream_buffer final : public std::streambuf {
     return {reinterpret_cast<const std::byte*>(pbase()),
             static_cast<std::size_t>(pptr() - pbase())};
   }
+  /// Copies out (and consumes) what is buffered, never touching the transport.
+  std::size_t take_buffered(std::span<std::byte> out) noexcept;
   /// Takes the bytes read but not yet consumed (handed to TLS at STARTTLS).
   std::string take_input();
   /// Drops buffered output (after a fatal error, so close does not retry it).

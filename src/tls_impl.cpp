@@ -148,10 +148,15 @@ tls_impl::tls_impl(ssl_context c, connection_parts p, std::string preread)
                                                 : parts.remote.host();
   verify_mode mode = o.verify.value_or(verify_mode::required);
   verify_optional = mode == verify_mode::optional;
+  if (name.empty() && mode != verify_mode::none && ctx.state()->pins.empty())
+    throw config_error(errc::bad_option, "bad-option",
+                       "this connection has no host name to check the server's certificate "
+                       "against (a Unix-domain socket, or an adopted descriptor): set "
+                       "ssl_options::server_name, or pin the certificate");
   bool ip = is_ip_address(name);
-  if (!ip)
+  if (!ip && !name.empty())
     SSL_set_tlsext_host_name(ssl.get(), name.c_str());  // SNI is for names only (RFC 6066 §3)
-  if (mode != verify_mode::none) {
+  if (mode != verify_mode::none && !name.empty()) {
     X509_VERIFY_PARAM* param = SSL_get0_param(ssl.get());
     // Names are checked against the SAN only, as RFC 6125 §6.4.4 and browsers require: a
     // certificate naming its host only in the CN is rejected.
@@ -164,7 +169,9 @@ tls_impl::tls_impl(ssl_context c, connection_parts p, std::string preread)
                          "cannot verify against server name '" + name + "'");
   }
   verify_name = name;
-  session_key = name + "|" + parts.remote.host() + "|" + std::to_string(parts.remote.port());
+  const std::string where =
+      parts.remote.host().empty() ? parts.remote.display() : parts.remote.host();
+  session_key = name + "|" + where + "|" + std::to_string(parts.remote.port());
   auto& st = context_state::of(ssl.get());
   ssl_session_ptr offered = st.take_imported_session();
   if (!offered) offered = st.find_session(session_key);
@@ -282,46 +289,58 @@ int tls_impl::cert_requested_cb(SSL* ssl, void*) {
 }
 
 template <class Op>
+int tls_impl::attempt(Op op, op_kind kind, int& want) {
+  std::lock_guard lk(ssl_mutex_);
+  want = 0;
+  if (fatal_) std::rethrow_exception(fatal_);
+  ERR_clear_error();
+  bio.last_errno = 0;
+  int ret = op(ssl.get());
+  if (callback_error_) {  // a callback of ours failed inside this call: that is the error
+    ERR_clear_error();
+    fatal_ = callback_error_;
+    std::rethrow_exception(fatal_);
+  }
+  if (ret > 0) {
+    if (kind == op_kind::read) read_gave_up_ = false;
+    return ret;
+  }
+  int err = SSL_get_error(ssl.get(), ret);
+  // The peer's close_notify is a clean end only for a read of an established connection.
+  // During the handshake it is a failure (a 7-byte plaintext alert must never pass for a
+  // finished, verified handshake), and for a write or a close it is an error: SSL_get_error
+  // says ZERO_RETURN for any failure once close_notify has arrived, EPIPE included.
+  if (err == SSL_ERROR_ZERO_RETURN && kind == op_kind::read && SSL_is_init_finished(ssl.get())) {
+    read_gave_up_ = false;
+    return 0;
+  }
+  if (kind == op_kind::read && handshake_done() && ctx.options().allow_truncation &&
+      bio.last_errno == 0 && peer_just_stopped(err)) {
+    // Asked for: a FIN without close_notify ends the stream (a reset is still an error).
+    ERR_clear_error();
+    truncated.store(true, std::memory_order_release);
+    return 0;
+  }
+  if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    want = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
+    return -1;
+  }
+  // Woken by shutdown(input) or close() from another thread: that, not the socket, ended it.
+  if (kind == op_kind::read && input_shut.load()) return 0;
+  if (gate.closing()) io_gate::throw_closed();
+  fail(err, kind);
+}
+
+template <class Op>
 int tls_impl::perform(Op op, const deadline& until, op_kind kind) {
+  auto pass = gate.enter();
   for (;;) {
-    int err;
-    {
-      std::lock_guard lk(ssl_mutex_);
-      if (fatal_) std::rethrow_exception(fatal_);
-      ERR_clear_error();
-      bio.last_errno = 0;
-      int ret = op(ssl.get());
-      if (callback_error_) {  // a callback of ours failed inside this call: that is the error
-        ERR_clear_error();
-        fatal_ = callback_error_;
-        std::rethrow_exception(fatal_);
-      }
-      if (ret > 0) {
-        if (kind == op_kind::read) read_gave_up_ = false;
-        return ret;
-      }
-      err = SSL_get_error(ssl.get(), ret);
-      // The peer's close_notify is a clean end only for a read of an established connection.
-      // During the handshake it is a failure (a 7-byte plaintext alert must never pass for a
-      // finished, verified handshake), and for a write or a close it is an error: SSL_get_error
-      // says ZERO_RETURN for any failure once close_notify has arrived, EPIPE included.
-      if (err == SSL_ERROR_ZERO_RETURN && kind == op_kind::read &&
-          SSL_is_init_finished(ssl.get())) {
-        read_gave_up_ = false;
-        return 0;
-      }
-      if (kind == op_kind::read && handshake_done() && ctx.options().allow_truncation &&
-          bio.last_errno == 0 && peer_just_stopped(err)) {
-        // Asked for: a FIN without close_notify ends the stream (a reset is still an error).
-        ERR_clear_error();
-        truncated.store(true, std::memory_order_release);
-        return 0;
-      }
-      if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) fail(err, kind);
-    }
+    int want = 0;
+    int ret = attempt(op, kind, want);
+    if (want == 0) return ret;
     const char* what = op_name(static_cast<int>(kind));
     try {
-      wait_for(parts.fd.get(), err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, until, what);
+      wait_for(parts.fd.get(), static_cast<short>(want), until, what);
     } catch (const socket_error& e) {
       // A write or handshake that timed out mid-record cannot be resumed with other data:
       // make it stick. A read that timed out consumed nothing and may be retried.
@@ -339,7 +358,53 @@ int tls_impl::perform(Op op, const deadline& until, op_kind kind) {
       if (fatal_) std::rethrow_exception(fatal_);
       throw;
     }
+    if (gate.closing()) io_gate::throw_closed();
+    if (kind == op_kind::read && input_shut.load()) return 0;
   }
+}
+
+io_result tls_impl::try_handshake() {
+  if (handshake_done()) return {};
+  std::lock_guard lk(handshake_mutex_);
+  if (handshake_done()) return {};
+  auto pass = gate.enter();
+  if (!parts.fd) throw std::logic_error("sslstream: the ssl_stream is closed");
+  int want = 0;
+  attempt([](SSL* s) { return SSL_do_handshake(s); }, op_kind::handshake, want);
+  if (want != 0) return {0, want == POLLIN ? io_status::want_read : io_status::want_write};
+  finish_handshake();
+  return {};
+}
+
+io_result tls_impl::try_read_some(std::span<std::byte> out) {
+  if (auto h = try_handshake(); h.status != io_status::done) return h;
+  auto pass = gate.enter();
+  if (input_shut || !parts.fd || truncated.load(std::memory_order_acquire))
+    return {0, io_status::eof};
+  if (out.empty()) return {};
+  if (std::size_t n = buf.take_buffered(out)) return {n, io_status::done};
+  std::size_t got = 0;
+  int want = 0;
+  int r = attempt([&](SSL* s) { return SSL_read_ex(s, out.data(), out.size(), &got); },
+                  op_kind::read, want);
+  if (want != 0) return {0, want == POLLIN ? io_status::want_read : io_status::want_write};
+  return r > 0 ? io_result{got, io_status::done} : io_result{0, io_status::eof};
+}
+
+io_result tls_impl::try_write_some(std::span<const std::byte> in) {
+  if (auto h = try_handshake(); h.status != io_status::done) return h;
+  auto pass = gate.enter();
+  if (!parts.fd) throw std::logic_error("sslstream: write on a closed ssl_stream");
+  if (output_shut) throw std::logic_error("sslstream: write after shutdown(direction::output)");
+  if (buf.has_output())
+    throw std::logic_error("sslstream: try_write_some with bytes `<<` buffered: flush() first");
+  if (in.empty()) return {};
+  std::size_t done = 0;
+  int want = 0;
+  attempt([&](SSL* s) { return SSL_write_ex(s, in.data(), in.size(), &done); }, op_kind::write,
+          want);
+  if (want != 0) return {0, want == POLLIN ? io_status::want_read : io_status::want_write};
+  return {done, io_status::done};
 }
 
 void tls_impl::fail(int ssl_error, op_kind kind) {
@@ -431,22 +496,26 @@ void tls_impl::handshake() {
   handshake_limit_ = deadline_after(ctx.options().handshake_timeout);
   if (handshake_limit_ && (!until || *handshake_limit_ <= *until)) until = handshake_limit_;
   perform([](SSL* s) { return SSL_do_handshake(s); }, until, op_kind::handshake);
-  {
-    // Done only when OpenSSL says so: nothing short of its Finished check may pass for a
-    // handshake (belt and braces behind the ZERO_RETURN rule in perform()).
-    std::lock_guard slk(ssl_mutex_);
-    if (!SSL_is_init_finished(ssl.get())) {
-      fatal_ = std::make_exception_ptr(
-          tls_error(errc::handshake_failed, "handshake-failed",
-                    "TLS handshake failed: OpenSSL returned before the handshake finished"));
-      std::rethrow_exception(fatal_);
-    }
+  finish_handshake();
+}
+
+void tls_impl::finish_handshake() {
+  // Done only when OpenSSL says so: nothing short of its Finished check may pass for a
+  // handshake (belt and braces behind the ZERO_RETURN rule in attempt()).
+  std::lock_guard slk(ssl_mutex_);
+  if (!SSL_is_init_finished(ssl.get())) {
+    fatal_ = std::make_exception_ptr(
+        tls_error(errc::handshake_failed, "handshake-failed",
+                  "TLS handshake failed: OpenSSL returned before the handshake finished"));
+    std::rethrow_exception(fatal_);
   }
   handshake_done_.store(true, std::memory_order_release);
 }
 
 std::size_t tls_impl::read_some(std::span<std::byte> out) {
-  if (input_shut || !parts.fd || out.empty() || truncated.load(std::memory_order_acquire)) return 0;
+  if (input_shut || out.empty() || truncated.load(std::memory_order_acquire)) return 0;
+  auto pass = gate.enter();  // before looking at the descriptor another thread may close
+  if (!parts.fd) return 0;
   handshake();
   std::size_t got = 0;
   int r = perform([&](SSL* s) { return SSL_read_ex(s, out.data(), out.size(), &got); },
@@ -475,6 +544,7 @@ std::vector<std::byte> tls_impl::export_keying_material(std::string_view label,
 }
 
 void tls_impl::write_all(std::span<const std::byte> in) {
+  auto pass = gate.enter();
   if (!parts.fd) throw std::logic_error("sslstream: write on a closed ssl_stream");
   if (output_shut) throw std::logic_error("sslstream: write after shutdown(direction::output)");
   write_until(in, deadline_after(parts.write_timeout));
@@ -535,7 +605,10 @@ void tls_impl::close(const deadline& until) {
   if (!parts.fd) return;
   struct closer {
     tls_impl& t;
-    ~closer() { close_gracefully(t.parts.fd); }
+    ~closer() {
+      t.gate.close(t.parts.fd.get());  // a reader on another thread leaves first
+      close_gracefully(t.parts.fd);
+    }
   } c{*this};
   bool broken;
   {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "context_state.hpp"
+#include "io_gate.hpp"
 #include "socket_impl.hpp"
 #include "stream_buffer.hpp"
 
@@ -32,6 +33,10 @@ class tls_impl final : public transport {
 
   bool input_pending();
   void handshake();
+  // Non-blocking: one attempt each, never waiting (libtls's TLS_WANT_POLLIN model).
+  io_result try_handshake();
+  io_result try_read_some(std::span<std::byte> out);
+  io_result try_write_some(std::span<const std::byte> in);
   /// Runs `f(SSL*)` under the lock every OpenSSL call takes: an accessor must not read the
   /// connection while a reader's SSL_read replaces its session (a TLS 1.3 ticket) under it.
   template <class F>
@@ -71,7 +76,8 @@ class tls_impl final : public transport {
   stream_buffer buf{*this};
   bool server;
   std::string session_key;  // client: where this server's sessions are cached
-  bool input_shut = false;
+  io_gate gate;
+  std::atomic<bool> input_shut{false};  // set by shutdown(input), maybe from another thread
   bool output_shut = false;
   bool verify_optional = false;  // client verify_mode::optional: record failures, don't fail
 
@@ -91,8 +97,14 @@ class tls_impl final : public transport {
 
  private:
   enum class op_kind { handshake, read, write, shutdown };
+  /// One call into OpenSSL under the lock: > 0 success, 0 a clean end of stream, or -1 with
+  /// `want` set to POLLIN / POLLOUT. Errors throw (and stick).
+  template <class Op>
+  int attempt(Op op, op_kind kind, int& want);
+  /// attempt() until done, waiting on the socket up to `until` (inside the io_gate).
   template <class Op>
   int perform(Op op, const deadline& until, op_kind kind);
+  void finish_handshake();
   [[noreturn]] void fail(int ssl_error, op_kind kind);
   [[noreturn]] void fail_handshake_timeout();
 

@@ -1,16 +1,22 @@
 // The library features Go, Python and libtls users reach for: per-direction timeouts, the
 // verify callback, exported keying material (checked against openssl s_client), truncation
 // allowed on request, and sessions saved and resumed elsewhere (openssl s_client both ways).
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <future>
 #include <regex>
 #include <sslstream/sslstream.hpp>
+#include <sstream>
+#include <thread>
 
 #include "loopback.hpp"
 
@@ -316,4 +322,158 @@ TEST(Sessions, InteroperateWithOpensslSessionFiles) {
     srv.get();
   }
   std::filesystem::remove(file);
+}
+
+// --- wrapping descriptors made elsewhere ---------------------------------------------------
+
+namespace {
+
+bool still_open(int fd) { return ::fcntl(fd, F_GETFD) != -1; }
+
+}  // namespace
+
+TEST(Adopt, TlsOverASocketpair) {
+  int sv[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+  auto a = adopt_socket(sv[0]);
+  auto b = adopt_socket(sv[1]);
+  EXPECT_NE((std::ostringstream() << a).str().find("unix:"), std::string::npos);
+  auto co = client_options();
+  // No host name on a Unix-domain socket: verifying needs one.
+  EXPECT_THROW(make_ssl_client_stream(adopt_socket(::dup(sv[1])), co), config_error);
+  co.server_name = "localhost";
+  auto server = make_ssl_server_stream(std::move(a), server_options());
+  auto client = make_ssl_client_stream(std::move(b), co);
+  auto r = handshake_both(server, client);
+  ASSERT_FALSE(r.server || r.client);
+  client << "over a socketpair" << std::endl;
+  std::string line;
+  std::getline(server, line);
+  EXPECT_EQ(line, "over a socketpair");
+  EXPECT_EQ(client.verify_result().code, 0);
+}
+
+TEST(Adopt, AUnixListeningSocketFromSocketActivation) {
+  auto path = temp_path("listen.sock");
+  int lfd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un a{};
+  a.sun_family = AF_UNIX;
+  std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+  ASSERT_EQ(::bind(lfd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  ASSERT_EQ(::listen(lfd, 8), 0);
+  auto listener = adopt_passive_socket(lfd);
+  auto peer = std::async(std::launch::async, [&] {
+    int c = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (::connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) return std::string("connect");
+    auto co = client_options();
+    co.server_name = "localhost";
+    auto t = make_ssl_client_stream(adopt_socket(c), co);
+    t.set_timeout(10s);
+    t << "hello over unix" << std::endl;
+    std::string reply;
+    std::getline(t, reply);
+    t.close();
+    return reply;
+  });
+  auto conn = listener.accept_connection(10s);
+  ASSERT_TRUE(conn);
+  auto s = make_ssl_server_stream(std::move(*conn), server_options());
+  s.set_timeout(10s);
+  std::string line;
+  std::getline(s, line);
+  s << "got: " << line << std::endl;
+  EXPECT_EQ(peer.get(), "got: hello over unix");
+  s.close();
+  std::filesystem::remove(path);
+}
+
+TEST(Adopt, AnythingElseIsRefusedAndLeftOpen) {
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  auto e = expect_throw<socket_error>([&] { adopt_socket(p[0]); });
+  EXPECT_NE(std::string(e.what()).find("not a socket"), std::string::npos) << e.what();
+  EXPECT_TRUE(still_open(p[0]));
+  EXPECT_THROW(adopt_passive_socket(p[1]), socket_error);
+  EXPECT_TRUE(still_open(p[1]));
+  int udp = ::socket(AF_INET, SOCK_DGRAM, 0);
+  EXPECT_THROW(adopt_socket(udp), socket_error);
+  EXPECT_TRUE(still_open(udp));
+  auto listener = make_socket(passive{.local_host = "127.0.0.1"});
+  int lfd = ::dup(listener.native_handle());
+  auto l = expect_throw<socket_error>([&] { adopt_socket(lfd); });
+  EXPECT_NE(std::string(l.what()).find("adopt_passive_socket"), std::string::npos) << l.what();
+  EXPECT_TRUE(still_open(lfd));
+  int unconnected = ::socket(AF_INET, SOCK_STREAM, 0);
+  EXPECT_THROW(adopt_socket(unconnected), socket_error);
+  EXPECT_TRUE(still_open(unconnected));
+  auto [s, c] = socket_pair();
+  int connected = ::dup(s.native_handle());
+  EXPECT_THROW(adopt_passive_socket(connected), socket_error);
+  EXPECT_TRUE(still_open(connected));
+  EXPECT_THROW(adopt_socket(-1), socket_error);
+  for (int fd : {p[0], p[1], udp, lfd, unconnected, connected}) ::close(fd);
+}
+
+// --- cancelling a blocked read from another thread -----------------------------------------
+
+namespace {
+
+constexpr double wake_limit_ms = 100;  // the contract's bound
+
+/// A reader blocked in read_some on `s`; `cancel` from this thread after it has blocked.
+/// Returns how long the reader took to return after the cancel, and what it saw.
+template <class Stream, class Cancel>
+std::pair<double, std::string> cancel_blocked_read(Stream& s, Cancel cancel) {
+  std::atomic<bool> started{false};
+  std::chrono::steady_clock::time_point returned;
+  auto reader = std::async(std::launch::async, [&] {
+    std::array<std::byte, 64> b{};
+    started = true;
+    std::string what;
+    try {
+      what = "returned " + std::to_string(s.read_some(b));
+    } catch (const sslstream::error& e) {
+      what = "threw " + e.identifier();
+    }
+    returned = std::chrono::steady_clock::now();
+    return what;
+  });
+  while (!started) std::this_thread::yield();
+  std::this_thread::sleep_for(200ms);  // into its poll (timing only makes the test meaningful)
+  auto t0 = std::chrono::steady_clock::now();
+  cancel();
+  auto what = reader.get();
+  return {std::chrono::duration<double, std::milli>(returned - t0).count(), what};
+}
+
+}  // namespace
+
+TEST(Cancel, ShutdownInputWakesABlockedReader) {
+  auto p = connected(server_options(), client_options());
+  auto [ms, what] = cancel_blocked_read(p.client, [&] { p.client.shutdown(direction::input); });
+  EXPECT_EQ(what, "returned 0");
+  EXPECT_LT(ms, wake_limit_ms);
+  p.client << "still writing after shutdown(input)" << std::flush;  // the other half lives
+  std::array<std::byte, 64> b{};
+  EXPECT_GT(p.server.read_some(b), 0u);
+
+  auto [s, c] = socket_pair();
+  auto [ms2, what2] = cancel_blocked_read(c, [&c = c] { c.shutdown(direction::input); });
+  EXPECT_EQ(what2, "returned 0");
+  EXPECT_LT(ms2, wake_limit_ms);
+}
+
+TEST(Cancel, CloseWakesABlockedReaderWhichNeverUsesTheClosedDescriptor) {
+  auto p = connected(server_options(), client_options());
+  auto [ms, what] = cancel_blocked_read(p.client, [&] { p.client.close(); });
+  EXPECT_EQ(what, "threw closed");
+  EXPECT_LT(ms, wake_limit_ms);
+  EXPECT_FALSE(p.client.is_open());
+  std::array<std::byte, 8> b{};
+  EXPECT_THROW(p.client.read_some(b), std::exception);  // closed: never the old number
+
+  auto [s, c] = socket_pair();
+  auto [ms2, what2] = cancel_blocked_read(c, [&c = c] { c.close(); });
+  EXPECT_EQ(what2, "threw closed");
+  EXPECT_LT(ms2, wake_limit_ms);
 }

@@ -39,6 +39,16 @@ namespace sslstream {
 /// Which half of a connection shutdown() closes.
 enum class direction { input, output };
 
+/// What a non-blocking call (try_read_some, try_write_some, try_handshake) did: `done` (with
+/// `bytes`), or it needs the descriptor to become readable (`want_read`) or writable
+/// (`want_write`) first, after which the same call is made again (a write with the same
+/// bytes); `eof` is a clean end of stream (for TLS: the peer's close_notify).
+enum class io_status { done, want_read, want_write, eof };
+struct io_result {
+  std::size_t bytes = 0;
+  io_status status = io_status::done;
+};
+
 /// Options of a listening socket (Allegro make-socket :connect :passive).
 struct passive {
   std::string local_host;        ///< interface address or name; empty = all (IPv6 and IPv4)
@@ -79,7 +89,9 @@ class socket_stream : public duplex_iostream {
   std::uint16_t remote_port() const;
 
   /// Half close. output: flushes what is buffered, then sends FIN (the peer reads EOF);
-  /// input: further reads return EOF. Both halves shut = closed.
+  /// input: further reads return EOF, and a read blocked on another thread returns 0 at once.
+  /// Both halves shut = closed. close() from another thread makes a blocked read or write
+  /// throw socket_error "closed" at once; the descriptor is closed only after it has left.
   void shutdown(direction d);
   /// Flushes buffered output (bounded by the timeout) and closes the descriptor. Idempotent.
   void close();
@@ -96,6 +108,10 @@ class socket_stream : public duplex_iostream {
   std::size_t read_some(std::span<std::byte> buffer);
   /// Writes everything (after whatever the stream buffered), or throws.
   void write_all(std::span<const std::byte> data);
+  /// Non-blocking: what is there now (buffered bytes first), or want_read, or eof.
+  io_result try_read_some(std::span<std::byte> buffer);
+  /// Non-blocking: as much as the socket takes now (at least one byte), or want_write.
+  io_result try_write_some(std::span<const std::byte> data);
 
   int native_handle() const noexcept;  ///< the descriptor, or -1 once closed
 
@@ -134,6 +150,15 @@ class passive_socket {
   std::unique_ptr<state> s_;
   friend std::ostream& operator<<(std::ostream&, const passive_socket&);
 };
+
+/// Takes ownership of a connected stream socket made elsewhere: TCP, or Unix-domain (a
+/// socketpair(), an inherited descriptor, a connection another library made). Anything else
+/// (not a socket, not a stream, listening, not connected) throws socket_error and leaves the
+/// descriptor open and untouched. The descriptor is made non-blocking and close-on-exec.
+socket_stream adopt_socket(int fd);
+/// Takes ownership of a listening stream socket (systemd-style socket activation); anything
+/// else throws socket_error and leaves the descriptor untouched.
+passive_socket adopt_passive_socket(int fd);
 
 /// Allegro make-socket :connect :passive. Throws socket_error ("address-in-use", ...).
 passive_socket make_socket(const passive& options);

@@ -93,6 +93,15 @@ class ssl_stream : public duplex_iostream {
 
   std::size_t read_some(std::span<std::byte> buffer);
   void write_all(std::span<const std::byte> data);
+
+  // Non-blocking use, from any event loop (libtls's TLS_WANT_POLLIN model): each never blocks.
+  // want_read / want_write: wait until native_handle() is readable / writable, then call the
+  // same function again (a write with the same bytes). eof only after the peer's close_notify;
+  // errors throw as the blocking calls do. Check input_pending() before waiting to read. Do
+  // not mix with `<<` (try_write_some refuses while `<<` has bytes buffered: flush() first).
+  io_result try_handshake();
+  io_result try_read_some(std::span<std::byte> buffer);
+  io_result try_write_some(std::span<const std::byte> data);
   /// True when a read can make progress without the socket becoming readable: bytes already
   /// buffered by the stream or by OpenSSL (read ahead). An event loop must check this before
   /// it waits on native_handle(), or it may wait for data that has already arrived.

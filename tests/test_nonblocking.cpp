@@ -1,0 +1,166 @@
+// Non-blocking streams (DESIGN §5): one thread, one poll() loop, driving both ends of TLS
+// connections with try_handshake / try_read_some / try_write_some — the way an event loop
+// uses them — and the same for plain socket streams. Against openssl s_server too.
+#include <gtest/gtest.h>
+#include <poll.h>
+#include <sys/socket.h>
+
+#include <array>
+#include <sslstream/sslstream.hpp>
+
+#include "data.hpp"
+#include "loopback.hpp"
+
+using namespace std::chrono_literals;
+using namespace sslstream;
+using namespace testing_support;
+
+namespace {
+
+/// One end of a conversation, advanced only when its descriptor is ready: sends `out` whole,
+/// then close_notify, and reads everything until the peer's close_notify.
+template <class Stream>
+struct end_point {
+  Stream& s;
+  std::string out;
+  std::size_t sent = 0;
+  std::string in;
+  bool handshaken = false, shut = false, eof = false;
+  short wait = POLLOUT;  // what to wait for next
+  int steps = 0;
+  int blocked_writes = 0;  // times the socket took no more and the loop had to wait
+
+  void step() {
+    ++steps;
+    if constexpr (std::is_same_v<Stream, ssl_stream>) {
+      if (!handshaken) {
+        auto r = s.try_handshake();
+        if (r.status != io_status::done) return wait_for(r.status);
+        handshaken = true;
+      }
+    }
+    wait = 0;
+    while (sent < out.size()) {  // write what the socket takes
+      auto r = s.try_write_some(std::as_bytes(std::span(out)).subspan(sent));
+      if (r.status != io_status::done) {
+        ++blocked_writes;
+        wait_for(r.status);
+        break;
+      }
+      sent += r.bytes;
+    }
+    if (sent == out.size() && !shut) {
+      s.shutdown(direction::output);  // close_notify (blocking, but the buffer has room)
+      shut = true;
+    }
+    std::array<std::byte, 4096> b{};
+    while (!eof) {
+      auto r = s.try_read_some(b);
+      if (r.status == io_status::eof) eof = true;
+      if (r.status != io_status::done) {
+        if (!eof) wait |= r.status == io_status::want_write ? POLLOUT : POLLIN;
+        break;
+      }
+      in.append(reinterpret_cast<const char*>(b.data()), r.bytes);
+    }
+  }
+  void wait_for(io_status st) { wait = st == io_status::want_write ? POLLOUT : POLLIN; }
+  bool finished() const { return eof && shut; }
+};
+
+template <class Stream>
+bool pending(Stream& s) {
+  if constexpr (std::is_same_v<Stream, ssl_stream>)
+    return s.input_pending();  // OpenSSL may hold a whole record already read
+  else
+    return false;
+}
+
+/// Drives both ends from one thread until both finished (bounded by a deadline).
+template <class Stream>
+void run_loop(end_point<Stream>& a, end_point<Stream>& b) {
+  auto until = std::chrono::steady_clock::now() + 20s;
+  a.step();
+  b.step();
+  while (!(a.finished() && b.finished())) {
+    ASSERT_LT(std::chrono::steady_clock::now(), until) << "the loop did not finish";
+    pollfd p[2] = {{a.s.native_handle(), a.finished() ? short(0) : a.wait, 0},
+                   {b.s.native_handle(), b.finished() ? short(0) : b.wait, 0}};
+    ASSERT_GE(::poll(p, 2, 1000), 0);
+    if (!a.finished() && (p[0].revents || pending(a.s))) a.step();
+    if (!b.finished() && (p[1].revents || pending(b.s))) b.step();
+  }
+}
+
+}  // namespace
+
+TEST(NonBlocking, OneThreadDrivesBothEndsOfATlsConnection) {
+  for (auto version : {tls_version::tls1_3, tls_version::tls1_2}) {
+    auto co = client_options();
+    co.max_version = version;
+    auto p = make_tls_pair(server_options(), co);
+    end_point<ssl_stream> server{p.server, random_bytes(3 << 20, 1)};
+    end_point<ssl_stream> client{p.client, random_bytes(5 << 20, 2)};
+    run_loop(server, client);
+    EXPECT_EQ(sha256(server.in), sha256(client.out));
+    EXPECT_EQ(sha256(client.in), sha256(server.out));
+    // Megabytes both ways at once cannot fit in the socket buffers: it really waited and resumed.
+    EXPECT_GT(server.blocked_writes + client.blocked_writes, 0);
+  }
+}
+
+TEST(NonBlocking, SocketStreamsToo) {
+  auto [s, c] = socket_pair();
+  end_point<socket_stream> a{s, random_bytes(2 << 20, 3)};
+  end_point<socket_stream> b{c, random_bytes(2 << 20, 4)};
+  run_loop(a, b);
+  EXPECT_EQ(sha256(a.in), sha256(b.out));
+  EXPECT_EQ(sha256(b.in), sha256(a.out));
+}
+
+TEST(NonBlocking, NothingThereIsWantReadNeverABlockOrAnEof) {
+  auto p = make_tls_pair(server_options(), client_options());
+  // Before the server has answered, the client's handshake wants to read.
+  auto first = p.client.try_handshake();
+  EXPECT_EQ(first.status, io_status::want_read);
+  auto r = handshake_both(p.server, p.client);
+  ASSERT_FALSE(r.server || r.client);
+  std::array<std::byte, 16> b{};
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(p.client.try_read_some(b).status, io_status::want_read);
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 100ms);
+  // A FIN without close_notify is an error, never eof.
+  ::shutdown(p.server.native_handle(), SHUT_WR);
+  pollfd pf{p.client.native_handle(), POLLIN, 0};
+  ASSERT_EQ(::poll(&pf, 1, 5000), 1);
+  EXPECT_THROW(p.client.try_read_some(b), tls_error);
+}
+
+TEST(NonBlocking, AgainstOpensslSServer) {
+  process server({"openssl", "s_server", "-accept", "0", "-naccept", "1", "-cert",
+                  cert("server-rsa.pem"), "-key", cert("server-rsa.key"), "-rev"});
+  auto port = server.wait_for_match("ACCEPT (?:\\[::\\]|0\\.0\\.0\\.0|\\*):(\\d+)", 10s);
+  ASSERT_TRUE(port) << server.output();
+  auto sock = make_socket(active{.remote_host = "localhost",
+                                 .remote_port = static_cast<std::uint16_t>(std::stoi(*port))});
+  auto t = make_ssl_client_stream(std::move(sock), client_options());
+  std::string out = "non-blocking\n", in;
+  std::size_t sent = 0;
+  auto until = std::chrono::steady_clock::now() + 10s;
+  while (in.find('\n') == std::string::npos && std::chrono::steady_clock::now() < until) {
+    io_result r;
+    if (sent < out.size()) {
+      r = t.try_write_some(std::as_bytes(std::span(out)).subspan(sent));
+      if (r.status == io_status::done) sent += r.bytes;
+    } else {
+      std::array<std::byte, 256> b{};
+      r = t.try_read_some(b);
+      if (r.status == io_status::done) in.append(reinterpret_cast<const char*>(b.data()), r.bytes);
+    }
+    if (r.status == io_status::want_read || r.status == io_status::want_write) {
+      pollfd pf{t.native_handle(), short(r.status == io_status::want_read ? POLLIN : POLLOUT), 0};
+      if (!t.input_pending()) ::poll(&pf, 1, 1000);
+    }
+  }
+  EXPECT_EQ(in.substr(0, in.find('\n')), "gnikcolb-non");
+}
