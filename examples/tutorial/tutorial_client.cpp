@@ -16,8 +16,12 @@ int main(int argc, char** argv) try {
   auto port = static_cast<std::uint16_t>(std::stoul(argv[1]));
 
   // (setq act (socket:make-socket :remote-host "localhost" :remote-port 54505))
-  auto act =
-      sslstream::make_socket(sslstream::active{.remote_host = "localhost", .remote_port = port});
+  // Options are plain structs: set the members you need (designated initialisers that skip
+  // members warn under -Wextra's -Wmissing-field-initializers with GCC 12).
+  sslstream::active where;
+  where.remote_host = "localhost";
+  where.remote_port = port;
+  auto act = sslstream::make_socket(where);
   std::cout << act << std::endl;
 
   // (setq ssl-client (socket:make-ssl-client-stream act))

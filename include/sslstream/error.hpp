@@ -97,5 +97,8 @@ std::string errno_identifier(int err);
 
 }  // namespace sslstream
 
+// A standard library specialisation, left out of the API reference.
+/// @cond
 template <>
 struct std::is_error_code_enum<sslstream::errc> : std::true_type {};
+/// @endcond

@@ -2,13 +2,16 @@
 //
 //   auto listener = sslstream::make_socket(sslstream::passive{});       // OS picks the port
 //   std::cout << listener << '\n';  // #<passive socket waiting for connection at */54505>
-//   auto client = sslstream::make_socket(sslstream::active{.remote_host = "localhost",
-//                                                          .remote_port = listener.local_port()});
+//   sslstream::active to;
+//   to.remote_host = "localhost";
+//   to.remote_port = listener.local_port();
+//   auto client = sslstream::make_socket(to);
 //   auto server = listener.accept_connection();
 //   client << "hello" << std::flush;
 //   std::string word; server >> word;
 //
-// Defaults: all interfaces, OS-chosen port, SO_REUSEADDR on, backlog SOMAXCONN, TCP_NODELAY on
+// Defaults: all interfaces, OS-chosen port, SO_REUSEADDR on, backlog 4096 (the kernel caps it
+// at net.core.somaxconn), TCP_NODELAY on
 // (the stream buffer already coalesces writes), keepalive off, connect timeout 30 s, no
 // read/write timeout. Descriptors are non-blocking and close-on-exec underneath; every wait is a
 // poll with a deadline. SIGPIPE is never raised (MSG_NOSIGNAL on every send).
