@@ -30,7 +30,8 @@ struct context_state {
   /// ssl_options::session, parsed when the context was built; offered by the first stream
   /// (TLS 1.3) or by every stream (TLS 1.2) of this context before the cache is asked.
   ssl_session_ptr imported_session;
-  ssl_session_ptr take_imported_session();
+  /// The imported session if it was made for `name` (SNI), else nothing.
+  ssl_session_ptr take_imported_session(const std::string& name);
 
   static int ex_index();  // SSL_CTX ex_data slot pointing back here
   static context_state& of(const SSL* ssl);

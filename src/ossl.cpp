@@ -45,6 +45,7 @@ int bio_read(BIO* b, char* buf, int len) {
     auto n = ::recv(s.fd, buf, static_cast<std::size_t>(len), 0);
     if (n >= 0) {
       s.read_socket = true;
+      ++s.recvs;
       return static_cast<int>(n);
     }
     if (errno == EINTR) continue;

@@ -7,6 +7,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
+#include <cstdint>
 #include <memory>
 #include <string>
 
@@ -47,6 +48,7 @@ struct socket_bio_state {
   int last_errno = 0;
   bool more = false;         // more records follow at once: send with MSG_MORE (see write_until)
   bool read_socket = false;  // a recv() has returned: bytes (or EOF) came from the peer itself
+  std::uint64_t recvs = 0;   // recv() calls that returned bytes or EOF
 };
 /// The returned BIO points at `state`, which must outlive it.
 BIO* new_socket_bio(socket_bio_state* state);

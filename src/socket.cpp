@@ -88,9 +88,8 @@ void socket_write(int fd, std::span<const std::byte> in, const deadline& until) 
 }
 
 std::size_t socket_impl::read_some(std::span<std::byte> out) {
-  if (input_shut) return 0;
-  auto pass = gate.enter();  // before looking at the descriptor another thread may close
-  if (!parts.fd) return 0;
+  auto pass = gate.enter();  // first: a shutdown(input) after this point finds us and wakes us
+  if (input_shut || !parts.fd) return 0;
   auto n = socket_read(parts.fd.get(), out, deadline_after(parts.read_timeout));
   if (n == 0 && gate.closing()) io_gate::throw_closed();  // woken by close(), not the peer
   return n;
@@ -100,7 +99,12 @@ void socket_impl::write_all(std::span<const std::byte> in) {
   auto pass = gate.enter();
   if (!parts.fd) throw std::logic_error("sslstream: write on a closed socket_stream");
   if (output_shut) throw std::logic_error("sslstream: write after shutdown(direction::output)");
-  socket_write(parts.fd.get(), in, deadline_after(parts.write_timeout));
+  try {
+    socket_write(parts.fd.get(), in, deadline_after(parts.write_timeout));
+  } catch (const socket_error&) {
+    if (gate.closing()) io_gate::throw_closed();  // woken by close(), not a peer's reset
+    throw;
+  }
 }
 
 }  // namespace detail
@@ -127,6 +131,8 @@ socket_stream& socket_stream::operator=(socket_stream&& o) noexcept {
     o.exceptions(std::ios::goodbit);
     o.rdbuf(o.impl_ ? &o.impl_->buf : nullptr);
     o.close_noexcept();
+    o.impl_.reset();  // moved-from: every operation is a logic_error, not the old stream
+    o.rdbuf(nullptr);
   }
   return *this;
 }
@@ -292,7 +298,10 @@ socket_stream adopt_socket(int fd) {
                        "adopt_socket: descriptor " + std::to_string(fd) +
                            " is not connected (it was left open and untouched)");
   set_nonblocking(fd);
-  if (p.remote.addr.ss_family != AF_UNIX) apply_stream_options(fd, true, false);
+  if (p.remote.addr.ss_family != AF_UNIX) {  // TCP_NODELAY (the buffer coalesces); nothing else
+    int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  }
   p.local = local_endpoint(fd);
   p.fd.reset(fd);
   return socket_stream(std::make_unique<socket_impl>(std::move(p)));

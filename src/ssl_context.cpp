@@ -2,6 +2,7 @@
 // Every problem is reported here as a config_error naming the file or option, before any
 // connection exists.
 #include <openssl/pem.h>
+#include <openssl/rand.h>
 #include <openssl/sha.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
@@ -49,9 +50,12 @@ ssl_session_ptr context_state::find_session(const std::string& key) {
   return ssl_session_ptr(it->second.get());
 }
 
-ssl_session_ptr context_state::take_imported_session() {
+ssl_session_ptr context_state::take_imported_session(const std::string& name) {
   std::lock_guard lk(sessions_mutex);
   if (!imported_session) return nullptr;
+  // Offered only to the server it came from: to any other it would only link connections.
+  const char* made_for = SSL_SESSION_get0_hostname(imported_session.get());
+  if (made_for && name != made_for) return nullptr;
   if (SSL_SESSION_get_protocol_version(imported_session.get()) >= TLS1_3_VERSION)
     return std::move(imported_session);  // once only (RFC 8446 §C.4)
   SSL_SESSION_up_ref(imported_session.get());
@@ -329,6 +333,12 @@ std::string session_id_context(SSL_CTX* ctx, const context_state& st, verify_mod
       in.append(reinterpret_cast<const char*>(md), len);
   }
   in += "|" + st.options.ca_directory;  // certificates OpenSSL may still find there lazily
+  if (st.options.verify_callback) {
+    // A callback's rules cannot be compared: sessions resume only within this context.
+    unsigned char salt[16];
+    RAND_bytes(salt, sizeof salt);
+    in.append(reinterpret_cast<const char*>(salt), sizeof salt);
+  }
   unsigned char out[SHA256_DIGEST_LENGTH];
   SHA256(reinterpret_cast<const unsigned char*>(in.data()), in.size(), out);
   return std::string(reinterpret_cast<const char*>(out), sizeof out);  // 32 = the maximum
@@ -360,6 +370,9 @@ ssl_context make_context(const ssl_options& o, bool server) {
   // Idle connections give their record buffers back (they are allocated again on use): memory
   // per idle connection is what lets a server hold many.
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+  // A write retried after want_write may pass the same bytes at another address (a vector
+  // that grew, a ring buffer compacted); OpenSSL would otherwise fail it ("bad write retry").
+  SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   // Read ahead up to four records per recv(): fewer syscalls for bulk data. Released buffers
   // make this cost nothing on idle connections.
   SSL_CTX_set_default_read_buffer_len(ctx, 4 * 16384 + 512);

@@ -65,6 +65,8 @@ ssl_stream& ssl_stream::operator=(ssl_stream&& o) noexcept {
     o.exceptions(std::ios::goodbit);
     o.rdbuf(o.impl_ ? &o.impl_->buf : nullptr);
     if (o.impl_) o.impl_->close_noexcept();
+    o.impl_.reset();  // moved-from: every operation is a logic_error, not the old stream
+    o.rdbuf(nullptr);
   }
   return *this;
 }
@@ -175,6 +177,7 @@ io_result ssl_stream::try_read_some(std::span<std::byte> b) {
 io_result ssl_stream::try_write_some(std::span<const std::byte> d) {
   return checked(impl_).try_write_some(d);
 }
+io_result ssl_stream::try_shutdown() { return checked(impl_).try_shutdown(); }
 
 std::vector<std::byte> ssl_stream::export_keying_material(std::string_view label,
                                                           std::span<const std::byte> context,

@@ -173,7 +173,7 @@ tls_impl::tls_impl(ssl_context c, connection_parts p, std::string preread)
       parts.remote.host().empty() ? parts.remote.display() : parts.remote.host();
   session_key = name + "|" + where + "|" + std::to_string(parts.remote.port());
   auto& st = context_state::of(ssl.get());
-  ssl_session_ptr offered = st.take_imported_session();
+  ssl_session_ptr offered = st.take_imported_session(name);
   if (!offered) offered = st.find_session(session_key);
   if (offered) SSL_set_session(ssl.get(), offered.get());
   ERR_clear_error();
@@ -314,6 +314,11 @@ int tls_impl::attempt(Op op, op_kind kind, int& want) {
     read_gave_up_ = false;
     return 0;
   }
+  if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
+    // Woken by shutdown(input) or close() from another thread: that, not the peer, ended it.
+    if (kind == op_kind::read && input_shut.load()) return 0;
+    if (gate.closing()) io_gate::throw_closed();
+  }
   if (kind == op_kind::read && handshake_done() && ctx.options().allow_truncation &&
       bio.last_errno == 0 && peer_just_stopped(err)) {
     // Asked for: a FIN without close_notify ends the stream (a reset is still an error).
@@ -322,12 +327,10 @@ int tls_impl::attempt(Op op, op_kind kind, int& want) {
     return 0;
   }
   if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+    if (err == SSL_ERROR_WANT_READ) recvs_at_want_read_ = bio.recvs;
     want = err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT;
     return -1;
   }
-  // Woken by shutdown(input) or close() from another thread: that, not the socket, ended it.
-  if (kind == op_kind::read && input_shut.load()) return 0;
-  if (gate.closing()) io_gate::throw_closed();
   fail(err, kind);
 }
 
@@ -338,6 +341,7 @@ int tls_impl::perform(Op op, const deadline& until, op_kind kind) {
     int want = 0;
     int ret = attempt(op, kind, want);
     if (want == 0) return ret;
+    if (kind == op_kind::read && input_shut.load()) return 0;
     const char* what = op_name(static_cast<int>(kind));
     try {
       wait_for(parts.fd.get(), static_cast<short>(want), until, what);
@@ -369,6 +373,18 @@ io_result tls_impl::try_handshake() {
   if (handshake_done()) return {};
   auto pass = gate.enter();
   if (!parts.fd) throw std::logic_error("sslstream: the ssl_stream is closed");
+  // handshake_timeout bounds a non-blocking handshake too, from its first attempt.
+  if (!try_handshake_limit_) try_handshake_limit_ = deadline_after(ctx.options().handshake_timeout);
+  if (try_handshake_limit_ && clock::now() >= *try_handshake_limit_) {
+    std::lock_guard slk(ssl_mutex_);
+    if (!fatal_)
+      fatal_ = std::make_exception_ptr(
+          socket_error(std::error_code(ETIMEDOUT, std::system_category()), "timeout",
+                       "TLS handshake did not finish within " +
+                           std::to_string(ctx.options().handshake_timeout.count()) +
+                           " ms: the peer stalled (the limit is ssl_options::handshake_timeout)"));
+    std::rethrow_exception(fatal_);
+  }
   int want = 0;
   attempt([](SSL* s) { return SSL_do_handshake(s); }, op_kind::handshake, want);
   if (want != 0) return {0, want == POLLIN ? io_status::want_read : io_status::want_write};
@@ -499,6 +515,78 @@ void tls_impl::handshake() {
   finish_handshake();
 }
 
+void tls_impl::check_resumed_session() {
+  // A resumed handshake verifies nothing: it trusts the session's stored certificate and
+  // verdict. A session from our own cache was verified by these rules for this name; one
+  // brought in through ssl_options::session may have been made anywhere (without
+  // verification, for another name), so it must pass this stream's checks now.
+  if (SSL_get_verify_mode(ssl.get()) == SSL_VERIFY_NONE) return;
+  X509* leaf = SSL_get0_peer_certificate(ssl.get());
+  const auto& st = *ctx.state();
+  std::string why;
+  if (!leaf) {
+    why = "it carries no server certificate";
+  } else if (!st.pins.empty()) {
+    auto fp = x509_certificate::from_native(leaf).fingerprint_sha256();
+    if (std::find(st.pins.begin(), st.pins.end(), fp) == st.pins.end())
+      why = "its certificate is none of ssl_options::pinned_sha256";
+  } else if (long v = SSL_get_verify_result(ssl.get()); v != X509_V_OK && !verify_optional) {
+    why = std::string("its certificate did not verify when it was made (") +
+          X509_verify_cert_error_string(v) + ")";
+  } else if (!verify_name.empty() &&
+             (is_ip_address(verify_name)
+                  ? X509_check_ip_asc(leaf, verify_name.c_str(), 0) != 1
+                  : X509_check_host(
+                        leaf, verify_name.data(), verify_name.size(),
+                        X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS | X509_CHECK_FLAG_NEVER_CHECK_SUBJECT,
+                        nullptr) != 1)) {
+    why = "its certificate is not for '" + verify_name + "'";
+  } else if (st.options.verify_callback) {
+    verify_info info{x509_certificate::from_native(leaf), {}, {}, verify_name};
+    STACK_OF(X509)* chain = SSL_get_peer_cert_chain(ssl.get());
+    for (int i = 0; chain && i < sk_X509_num(chain); ++i)
+      info.chain.push_back(x509_certificate::from_native(sk_X509_value(chain, i)));
+    long code = SSL_get_verify_result(ssl.get());
+    info.result = {code, code == X509_V_OK ? "ok" : X509_verify_cert_error_string(code)};
+    bool ok = false;
+    try {
+      ok = st.options.verify_callback(info);
+    } catch (...) {
+      fatal_ = std::current_exception();
+      std::rethrow_exception(fatal_);
+    }
+    if (!ok) why = "ssl_options::verify_callback rejected its certificate";
+  }
+  if (why.empty()) return;
+  auto subject = leaf ? x509_certificate::from_native(leaf).subject() : std::string();
+  auto fp = leaf ? x509_certificate::from_native(leaf).fingerprint_sha256() : std::string();
+  fatal_ = std::make_exception_ptr(verify_error(
+      X509_V_ERR_CERT_REJECTED, "certificate rejected", subject, fp,
+      "certificate verify failed: the resumed session was refused: " + why +
+          " (a session given in ssl_options::session must come from a verified connection to "
+          "this server)"));
+  std::rethrow_exception(fatal_);
+}
+
+io_result tls_impl::try_shutdown() {
+  if (close_notify_sent_) return {};
+  if (auto h = try_handshake(); h.status != io_status::done) return h;
+  auto pass = gate.enter();
+  if (buf.has_output())
+    throw std::logic_error("sslstream: try_shutdown with bytes `<<` buffered: flush() first");
+  int want = 0;
+  attempt(
+      [](SSL* s) {
+        int r = SSL_shutdown(s);
+        return r < 0 ? r : 1;
+      },
+      op_kind::shutdown, want);
+  if (want != 0) return {0, want == POLLIN ? io_status::want_read : io_status::want_write};
+  close_notify_sent_ = true;
+  output_shut = true;
+  return {};
+}
+
 void tls_impl::finish_handshake() {
   // Done only when OpenSSL says so: nothing short of its Finished check may pass for a
   // handshake (belt and braces behind the ZERO_RETURN rule in attempt()).
@@ -509,13 +597,15 @@ void tls_impl::finish_handshake() {
                   "TLS handshake failed: OpenSSL returned before the handshake finished"));
     std::rethrow_exception(fatal_);
   }
+  if (!server && SSL_session_reused(ssl.get())) check_resumed_session();
   handshake_done_.store(true, std::memory_order_release);
 }
 
 std::size_t tls_impl::read_some(std::span<std::byte> out) {
-  if (input_shut || out.empty() || truncated.load(std::memory_order_acquire)) return 0;
-  auto pass = gate.enter();  // before looking at the descriptor another thread may close
-  if (!parts.fd) return 0;
+  if (out.empty() || truncated.load(std::memory_order_acquire)) return 0;
+  // Enter first, then look: a shutdown(input) after this point finds us inside and wakes us.
+  auto pass = gate.enter();
+  if (input_shut || !parts.fd) return 0;
   handshake();
   std::size_t got = 0;
   int r = perform([&](SSL* s) { return SSL_read_ex(s, out.data(), out.size(), &got); },
@@ -575,7 +665,11 @@ void tls_impl::write_until(std::span<const std::byte> in, const deadline& until)
 bool tls_impl::input_pending() {
   if (buf.in_avail() > 0) return true;
   std::lock_guard lk(ssl_mutex_);
-  return bio.preread_pos < bio.preread.size() || SSL_has_pending(ssl.get()) == 1;
+  if (bio.preread_pos < bio.preread.size() || SSL_pending(ssl.get()) > 0) return true;
+  // Unprocessed bytes in OpenSSL's read-ahead buffer count only if no read has wanted more
+  // since they arrived: after want_read they are a partial record, and only the socket can
+  // complete it (counting them would make an event loop spin on a peer that sent half a record).
+  return SSL_has_pending(ssl.get()) == 1 && bio.recvs != recvs_at_want_read_;
 }
 
 void tls_impl::shutdown_output(const deadline& until) {
@@ -644,7 +738,17 @@ void tls_impl::take_arrived_tickets() noexcept {
   char b;
   std::size_t n = 0;
   ERR_clear_error();
-  (void)SSL_peek_ex(ssl.get(), &b, 1, &n);
+  bio.last_errno = 0;
+  if (SSL_peek_ex(ssl.get(), &b, 1, &n) != 1) {
+    int err = SSL_get_error(ssl.get(), 0);
+    // An alert that arrived (a server rejecting our certificate after our Finished) is the
+    // stream's error from now on, with its real reason; close() then reports it.
+    if (err == SSL_ERROR_SSL) try {
+        fail(err, op_kind::read);
+      } catch (...) {
+      }
+  }
+  if (callback_error_ && !fatal_) fatal_ = callback_error_;
   ERR_clear_error();
 }
 

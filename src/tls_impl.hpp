@@ -37,6 +37,7 @@ class tls_impl final : public transport {
   io_result try_handshake();
   io_result try_read_some(std::span<std::byte> out);
   io_result try_write_some(std::span<const std::byte> in);
+  io_result try_shutdown();
   /// Runs `f(SSL*)` under the lock every OpenSSL call takes: an accessor must not read the
   /// connection while a reader's SSL_read replaces its session (a TLS 1.3 ticket) under it.
   template <class F>
@@ -105,14 +106,17 @@ class tls_impl final : public transport {
   template <class Op>
   int perform(Op op, const deadline& until, op_kind kind);
   void finish_handshake();
+  void check_resumed_session();
   [[noreturn]] void fail(int ssl_error, op_kind kind);
   [[noreturn]] void fail_handshake_timeout();
 
   mutable std::mutex ssl_mutex_;
   std::mutex handshake_mutex_;
   std::atomic<bool> handshake_done_{false};
-  deadline handshake_limit_;  // ssl_options::handshake_timeout's deadline, during the handshake
-  std::exception_ptr fatal_;  // the first fatal error sticks (guarded by ssl_mutex_)
+  deadline handshake_limit_;      // ssl_options::handshake_timeout's deadline, during the handshake
+  deadline try_handshake_limit_;  // the same for try_handshake, from its first call
+  std::uint64_t recvs_at_want_read_ = ~std::uint64_t{0};  // bio.recvs when a read wanted more
+  std::exception_ptr fatal_;           // the first fatal error sticks (guarded by ssl_mutex_)
   std::exception_ptr callback_error_;  // set by callbacks, inside an SSL call (ssl_mutex_ held)
   bool close_notify_sent_ = false;
   // The last read ended in an exception (a timeout) and none has succeeded since: a stream

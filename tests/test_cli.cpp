@@ -680,7 +680,7 @@ TEST(CliErrors, ServerClosingAtOnce) {
 
 TEST(CliErrors, ServerVanishingMidStream) {
   auto r = connect_to_hostile_server([](socket_stream& s) {
-    auto tls = make_ssl_server_stream(std::move(s), server_options());
+    auto tls = make_ssl_server_stream(std::move(s), tls_server_options());
     tls.set_timeout(20s);
     tls << "some data, then nothing" << std::endl;
     ::shutdown(tls.native_handle(), SHUT_RDWR);  // gone without close_notify

@@ -20,7 +20,7 @@ bool says(const std::exception& e, const std::string& text) {
 }  // namespace
 
 TEST(ConfigErrors, MissingCertificateFile) {
-  auto o = server_options();
+  auto o = tls_server_options();
   o.certificate = "/nonexistent/server.pem";
   auto e = server_error(o);
   EXPECT_EQ(e.code(), make_error_code(errc::bad_file));
@@ -30,7 +30,7 @@ TEST(ConfigErrors, MissingCertificateFile) {
 }
 
 TEST(ConfigErrors, MissingKeyFile) {
-  auto o = server_options();
+  auto o = tls_server_options();
   o.key = "/nonexistent/server.key";
   auto e = server_error(o);
   EXPECT_EQ(e.code(), make_error_code(errc::bad_file));
@@ -44,7 +44,7 @@ TEST(ConfigErrors, ServerWithoutCertificate) {
 }
 
 TEST(ConfigErrors, NotACertificate) {
-  auto o = server_options();
+  auto o = tls_server_options();
   o.certificate = cert("server-rsa.key");
   auto e = server_error(o);
   EXPECT_EQ(e.code(), make_error_code(errc::bad_certificate));
@@ -61,7 +61,7 @@ TEST(ConfigErrors, CertificateWithoutKey) {
 }
 
 TEST(ConfigErrors, MismatchedKey) {
-  auto o = server_options();
+  auto o = tls_server_options();
   o.key = cert("client.key");
   auto e = server_error(o);
   EXPECT_EQ(e.code(), make_error_code(errc::key_mismatch));
@@ -71,7 +71,7 @@ TEST(ConfigErrors, MismatchedKey) {
 }
 
 TEST(ConfigErrors, WrongPassword) {
-  auto o = server_options();
+  auto o = tls_server_options();
   o.key = cert("server-enc.key");
   o.certificate_password = "not the password";
   auto e = server_error(o);
@@ -80,7 +80,7 @@ TEST(ConfigErrors, WrongPassword) {
 }
 
 TEST(ConfigErrors, MissingPasswordNeverPrompts) {
-  auto o = server_options();
+  auto o = tls_server_options();
   o.key = cert("server-enc.key");
   auto e = server_error(o);  // must not read the terminal
   EXPECT_EQ(e.code(), make_error_code(errc::bad_password));
@@ -89,12 +89,12 @@ TEST(ConfigErrors, MissingPasswordNeverPrompts) {
 }
 
 TEST(ConfigErrors, BadCipherLists) {
-  auto o = server_options();
+  auto o = tls_server_options();
   o.ciphers = "NO-SUCH-CIPHER";
   auto e = server_error(o);
   EXPECT_EQ(e.code(), make_error_code(errc::bad_option));
   EXPECT_TRUE(says(e, "NO-SUCH-CIPHER")) << e.what();
-  o = server_options();
+  o = tls_server_options();
   o.ciphersuites = "TLS_NOPE";
   EXPECT_TRUE(says(server_error(o), "ciphersuites"));
 }

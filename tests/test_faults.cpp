@@ -145,7 +145,7 @@ struct sweep_stats {
 
 class Faults : public ::testing::TestWithParam<tls_version> {
  protected:
-  ssl_context server_ctx = make_ssl_server_context(server_options("ec"));
+  ssl_context server_ctx = make_ssl_server_context(tls_server_options("ec"));
   std::string name() const { return GetParam() == tls_version::tls1_3 ? "TLS 1.3" : "TLS 1.2"; }
   /// The bytes each direction carries in an undamaged conversation.
   std::pair<std::size_t, std::size_t> recorded() {

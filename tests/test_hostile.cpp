@@ -91,7 +91,7 @@ struct setup {
   tls_version version;
 
   sslstream::ssl_options victim_options() const {
-    auto o = victim_is_server ? server_options("ec") : client_options();
+    auto o = victim_is_server ? tls_server_options("ec") : client_options();
     if (victim_is_server) {  // the strictest server: a verified client certificate required
       o.verify = sslstream::verify_mode::required;
       o.ca_file = cert("ca.pem");
@@ -101,7 +101,7 @@ struct setup {
     return o;
   }
   sslstream::ssl_options honest_options() const {
-    auto o = victim_is_server ? client_options() : server_options("ec");
+    auto o = victim_is_server ? client_options() : tls_server_options("ec");
     if (victim_is_server) {
       o.certificate = cert("client-ec.pem");
       o.key = cert("client-ec.key");

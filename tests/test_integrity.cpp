@@ -93,7 +93,7 @@ const char* name(peer p) {
 /// One round with our client and our server.
 void round_with_ours(const std::string& up, const std::string& down, tls_version v,
                      std::uint64_t seed, const std::string& what) {
-  auto so = server_options("ec"), co = client_options();
+  auto so = tls_server_options("ec"), co = client_options();
   so.max_version = co.max_version = v;
   auto p = make_tls_pair(so, co);
   auto server = std::async(std::launch::async, [&] { return both_ways(p.server, down, seed); });
@@ -107,7 +107,7 @@ void round_with_ours(const std::string& up, const std::string& down, tls_version
 /// and we send `down`, which it prints.
 void round_with_tool(peer who, const std::string& up, const std::string& down, tls_version v,
                      std::uint64_t seed, const std::string& what) {
-  auto so = server_options("ec");
+  auto so = tls_server_options("ec");
   so.max_version = v;
   auto listener = make_socket(passive{.local_host = "127.0.0.1"});
   auto port = std::to_string(listener.local_port());

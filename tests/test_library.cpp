@@ -60,7 +60,7 @@ std::string temp_path(const std::string& name) {
 
 TEST(Timeouts, ReadAndWriteTimeoutsAreSeparateAndMeasured) {
   constexpr auto limit = 300ms;
-  auto p = connected(server_options(), client_options());
+  auto p = connected(tls_server_options(), client_options());
   p.client.set_read_timeout(limit);
   // Writes are not limited by the read timeout: 8 MiB into a peer that reads later.
   auto t0 = std::chrono::steady_clock::now();
@@ -86,7 +86,7 @@ TEST(Timeouts, ReadAndWriteTimeoutsAreSeparateAndMeasured) {
 }
 
 TEST(VerifyCallback, AServerRequiresAParticularClientSubject) {
-  auto so = server_options();
+  auto so = tls_server_options();
   so.verify = verify_mode::required;
   so.ca_file = cert("ca.pem");
   std::vector<std::string> seen;
@@ -139,7 +139,7 @@ TEST(VerifyCallback, AThrowingCallbackFailsTheHandshakeWithItsException) {
   };
   auto co = client_options();
   co.verify_callback = [](const verify_info&) -> bool { throw no_policy("policy store down"); };
-  auto p = make_tls_pair(server_options(), co);
+  auto p = make_tls_pair(tls_server_options(), co);
   auto r = handshake_both(p.server, p.client);
   ASSERT_TRUE(r.client);
   EXPECT_THROW(std::rethrow_exception(r.client), no_policy);
@@ -148,12 +148,12 @@ TEST(VerifyCallback, AThrowingCallbackFailsTheHandshakeWithItsException) {
   none.verify = verify_mode::none;
   bool called = false;
   none.verify_callback = [&](const verify_info&) { return called = true; };
-  connected(server_options(), none);
+  connected(tls_server_options(), none);
   EXPECT_FALSE(called);
 }
 
 TEST(KeyingMaterial, EqualOnBothEndsAndToOpensslsExporter) {
-  auto p = connected(server_options(), client_options());
+  auto p = connected(tls_server_options(), client_options());
   std::array<std::byte, 3> ctx{std::byte{1}, std::byte{2}, std::byte{3}};
   auto a = p.client.export_keying_material("EXPERIMENTAL-sslstream", ctx, 32);
   auto b = p.server.export_keying_material("EXPERIMENTAL-sslstream", ctx, 32);
@@ -165,7 +165,7 @@ TEST(KeyingMaterial, EqualOnBothEndsAndToOpensslsExporter) {
     auto server = std::async(std::launch::async, [&] {
       auto c = listener.accept_connection(10s);
       if (!c) return std::string("no connection");
-      auto s = make_ssl_server_stream(std::move(*c), server_options());
+      auto s = make_ssl_server_stream(std::move(*c), tls_server_options());
       s.set_timeout(10s);
       auto km = s.export_keying_material("EXPERIMENTAL-sslstream", {}, 20);
       std::string line;
@@ -188,7 +188,7 @@ TEST(Truncation, AllowedOnRequestAndSaidSo) {
   for (bool allow : {false, true}) {
     auto co = client_options();
     co.allow_truncation = allow;
-    auto p = connected(server_options(), co);
+    auto p = connected(tls_server_options(), co);
     p.server << "framed by its own length" << std::flush;
     ::shutdown(p.server.native_handle(), SHUT_WR);  // FIN without close_notify
     std::string got;
@@ -208,7 +208,7 @@ TEST(Truncation, AllowedOnRequestAndSaidSo) {
   // A reset is never a clean end, allowed or not.
   auto co = client_options();
   co.allow_truncation = true;
-  auto p = connected(server_options(), co);
+  auto p = connected(tls_server_options(), co);
   std::array<std::byte, 64> b{};
   {
     // A server that gave up reading closes without close_notify; SO_LINGER 0 makes it an RST.
@@ -228,7 +228,7 @@ TEST(Truncation, AllowedOnRequestAndSaidSo) {
 
 TEST(Sessions, SavedByOneClientResumedByAnother) {
   for (auto version : {tls_version::tls1_3, tls_version::tls1_2}) {
-    auto server = make_ssl_server_context(server_options());
+    auto server = make_ssl_server_context(tls_server_options());
     auto co = client_options();
     co.max_version = version;
     auto listener = make_socket(passive{.local_host = "127.0.0.1"});
@@ -261,8 +261,44 @@ TEST(Sessions, SavedByOneClientResumedByAnother) {
   EXPECT_THROW(make_ssl_client_context(bad), config_error);
 }
 
+// A resumed handshake verifies nothing by itself: a session imported through
+// ssl_options::session must pass this client's checks, or anyone could hand us one made
+// without verification (here: against a server whose CA this client does not trust).
+TEST(Sessions, AnImportedSessionMustPassThisClientsVerification) {
+  ssl_options so;
+  so.certificate = cert("unknown-ca.pem");
+  so.key = cert("unknown-ca.key");
+  auto server = make_ssl_server_context(so);
+  auto listener = make_socket(passive{.local_host = "127.0.0.1"});
+  auto one = [&](const ssl_options& co) {
+    auto c = make_socket(active{.remote_host = "localhost", .remote_port = listener.local_port()});
+    auto s = listener.accept_connection(10s);
+    tls_pair p{make_ssl_server_stream(std::move(*s), server),
+               make_ssl_client_stream(std::move(c), co)};
+    auto r = handshake_both(p.server, p.client);
+    if (r.client) std::rethrow_exception(r.client);
+    auto srv = std::async(std::launch::async, [&] {
+      p.server << "x" << std::flush;
+      p.server.close();
+    });
+    std::string w;
+    p.client >> w;
+    srv.get();
+    return p.client.session();
+  };
+  auto lax = client_options();
+  lax.verify = verify_mode::none;
+  auto saved = one(lax);
+  ASSERT_FALSE(saved.empty());
+  auto strict = client_options();  // trusts only the test CA
+  strict.session = saved;
+  auto e = expect_throw<verify_error>([&] { one(strict); });
+  EXPECT_NE(std::string(e.what()).find("resumed session was refused"), std::string::npos)
+      << e.what();
+}
+
 TEST(Sessions, InteroperateWithOpensslSessionFiles) {
-  auto server = make_ssl_server_context(server_options());
+  auto server = make_ssl_server_context(tls_server_options());
   auto listener = make_socket(passive{.local_host = "127.0.0.1"});
   std::string port = std::to_string(listener.local_port());
   auto serve = [&](int n) {
@@ -342,7 +378,7 @@ TEST(Adopt, TlsOverASocketpair) {
   // No host name on a Unix-domain socket: verifying needs one.
   EXPECT_THROW(make_ssl_client_stream(adopt_socket(::dup(sv[1])), co), config_error);
   co.server_name = "localhost";
-  auto server = make_ssl_server_stream(std::move(a), server_options());
+  auto server = make_ssl_server_stream(std::move(a), tls_server_options());
   auto client = make_ssl_client_stream(std::move(b), co);
   auto r = handshake_both(server, client);
   ASSERT_FALSE(r.server || r.client);
@@ -377,7 +413,7 @@ TEST(Adopt, AUnixListeningSocketFromSocketActivation) {
   });
   auto conn = listener.accept_connection(10s);
   ASSERT_TRUE(conn);
-  auto s = make_ssl_server_stream(std::move(*conn), server_options());
+  auto s = make_ssl_server_stream(std::move(*conn), tls_server_options());
   s.set_timeout(10s);
   std::string line;
   std::getline(s, line);
@@ -449,7 +485,7 @@ std::pair<double, std::string> cancel_blocked_read(Stream& s, Cancel cancel) {
 }  // namespace
 
 TEST(Cancel, ShutdownInputWakesABlockedReader) {
-  auto p = connected(server_options(), client_options());
+  auto p = connected(tls_server_options(), client_options());
   auto [ms, what] = cancel_blocked_read(p.client, [&] { p.client.shutdown(direction::input); });
   EXPECT_EQ(what, "returned 0");
   EXPECT_LT(ms, wake_limit_ms);
@@ -464,7 +500,7 @@ TEST(Cancel, ShutdownInputWakesABlockedReader) {
 }
 
 TEST(Cancel, CloseWakesABlockedReaderWhichNeverUsesTheClosedDescriptor) {
-  auto p = connected(server_options(), client_options());
+  auto p = connected(tls_server_options(), client_options());
   auto [ms, what] = cancel_blocked_read(p.client, [&] { p.client.close(); });
   EXPECT_EQ(what, "threw closed");
   EXPECT_LT(ms, wake_limit_ms);

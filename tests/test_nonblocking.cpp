@@ -4,9 +4,12 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <array>
+#include <atomic>
 #include <sslstream/sslstream.hpp>
+#include <thread>
 
 #include "data.hpp"
 #include "loopback.hpp"
@@ -98,7 +101,7 @@ TEST(NonBlocking, OneThreadDrivesBothEndsOfATlsConnection) {
   for (auto version : {tls_version::tls1_3, tls_version::tls1_2}) {
     auto co = client_options();
     co.max_version = version;
-    auto p = make_tls_pair(server_options(), co);
+    auto p = make_tls_pair(tls_server_options(), co);
     end_point<ssl_stream> server{p.server, random_bytes(3 << 20, 1)};
     end_point<ssl_stream> client{p.client, random_bytes(5 << 20, 2)};
     run_loop(server, client);
@@ -119,7 +122,7 @@ TEST(NonBlocking, SocketStreamsToo) {
 }
 
 TEST(NonBlocking, NothingThereIsWantReadNeverABlockOrAnEof) {
-  auto p = make_tls_pair(server_options(), client_options());
+  auto p = make_tls_pair(tls_server_options(), client_options());
   // Before the server has answered, the client's handshake wants to read.
   auto first = p.client.try_handshake();
   EXPECT_EQ(first.status, io_status::want_read);
@@ -163,4 +166,55 @@ TEST(NonBlocking, AgainstOpensslSServer) {
     }
   }
   EXPECT_EQ(in.substr(0, in.find('\n')), "gnikcolb-non");
+}
+
+// A peer that sends half a record and stalls: after want_read, input_pending() must be false
+// (the bytes OpenSSL holds are a partial record only the socket can complete), or an event
+// loop that checks it before waiting spins at 100% CPU. The connection runs through a relay
+// over two socketpairs that passes everything, then only the first bytes of one record.
+TEST(NonBlocking, HalfARecordIsNotPendingInput) {
+  int a[2], b[2];
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, a), 0);
+  ASSERT_EQ(::socketpair(AF_UNIX, SOCK_STREAM, 0, b), 0);
+  std::atomic<bool> cut{false}, done{false};
+  std::thread relay([&] {
+    std::array<char, 65536> buf{};
+    while (!done) {
+      pollfd p[2] = {{a[1], POLLIN, 0}, {b[1], POLLIN, 0}};
+      if (::poll(p, 2, 50) <= 0) continue;
+      if (p[0].revents & POLLIN) {  // client -> server
+        auto n = ::read(a[1], buf.data(), buf.size());
+        if (n <= 0) break;
+        (void)!::write(b[1], buf.data(), static_cast<std::size_t>(n));
+      }
+      if (p[1].revents & POLLIN) {  // server -> client: whole, or 10 bytes once cut
+        auto n = ::read(b[1], buf.data(), cut ? 10 : buf.size());
+        if (n <= 0) break;
+        (void)!::write(a[1], buf.data(), static_cast<std::size_t>(n));
+        if (cut) {
+          while (!done) std::this_thread::sleep_for(10ms);  // stall
+          break;
+        }
+      }
+    }
+  });
+  auto co = client_options();
+  co.server_name = "localhost";
+  auto server = make_ssl_server_stream(adopt_socket(b[0]), tls_server_options());
+  auto client = make_ssl_client_stream(adopt_socket(a[0]), co);
+  auto r = handshake_both(server, client);
+  ASSERT_FALSE(r.server || r.client);
+  // Let the TLS 1.3 ticket through and processed, so that what follows is one record alone.
+  std::array<std::byte, 64> buf{};
+  pollfd pf{client.native_handle(), POLLIN, 0};
+  while (::poll(&pf, 1, 200) == 1 && client.try_read_some(buf).status == io_status::done) {
+  }
+  cut = true;
+  server << std::string(1000, 'x') << std::flush;  // one record; 10 bytes of it arrive
+  ASSERT_EQ(::poll(&pf, 1, 5000), 1);
+  EXPECT_EQ(client.try_read_some(buf).status, io_status::want_read);
+  EXPECT_FALSE(client.input_pending()) << "a partial record would make an event loop spin";
+  done = true;
+  relay.join();
+  for (int fd : {a[1], b[1]}) ::close(fd);
 }

@@ -66,7 +66,7 @@ TEST_P(GnutlsPeer, OurClientCertificateToGnutlsServRequiringOne) {
 
 TEST_P(GnutlsPeer, GnutlsCliToOurServer) {
   auto listener = make_socket(passive{});
-  auto so = server_options("ec");
+  auto so = tls_server_options("ec");
   so.verify = verify_mode::required;
   so.ca_file = cert("ca.pem");
   so.alpn = {"sslstream-test"};
@@ -97,7 +97,7 @@ TEST_P(GnutlsPeer, GnutlsCliRejectsAnUntrustedServer) {
   auto listener = make_socket(passive{});
   process cli({"gnutls-cli", "--x509cafile", cert("other-ca.pem"), "-p",
                std::to_string(listener.local_port()), priority(), "localhost"});
-  auto tls = make_ssl_server_stream(listener.accept_connection(), server_options());
+  auto tls = make_ssl_server_stream(listener.accept_connection(), tls_server_options());
   tls.set_timeout(std::chrono::seconds(20));
   auto e = expect_throw<tls_error>([&] { tls.do_handshake(); });
   EXPECT_TRUE(std::string(e.what()).find("does not trust") != std::string::npos ||

@@ -69,7 +69,7 @@ TEST_P(OpensslPeer, OurClientWithCertificateToSServerRequiringOne) {
 
 TEST_P(OpensslPeer, SClientToOurServer) {
   auto listener = make_socket(passive{});
-  auto so = server_options();
+  auto so = tls_server_options();
   so.verify = verify_mode::required;
   so.ca_file = cert("ca.pem");
   process cli({"openssl", "s_client", "-connect",
@@ -97,7 +97,7 @@ TEST_P(OpensslPeer, SClientClosingWithoutCloseNotifyIsTruncation) {
   process cli({"openssl", "s_client", "-connect",
                "localhost:" + std::to_string(listener.local_port()), flag(), "-CAfile",
                cert("ca.pem"), "-quiet"});
-  auto tls = make_ssl_server_stream(listener.accept_connection(), server_options());
+  auto tls = make_ssl_server_stream(listener.accept_connection(), tls_server_options());
   tls.set_timeout(std::chrono::seconds(20));
   cli.write_stdin("before the kill\n");
   std::string line;
@@ -119,7 +119,7 @@ TEST(CurlPeer, CurlFetchesFromOurServer) {
     process curl({"curl", "-sS", "--max-time", "20", "--cacert", cert("ca.pem"), "--tlsv" + v,
                   "--tls-max", v,
                   "https://localhost:" + std::to_string(listener.local_port()) + "/x"});
-    auto tls = make_ssl_server_stream(listener.accept_connection(), server_options());
+    auto tls = make_ssl_server_stream(listener.accept_connection(), tls_server_options());
     tls.set_timeout(std::chrono::seconds(20));
     std::string request, line;
     std::getline(tls, request);

@@ -19,7 +19,7 @@ using namespace testing_support;
 namespace {
 
 tls_pair connected_pair() {
-  auto p = make_tls_pair(server_options(), client_options());
+  auto p = make_tls_pair(tls_server_options(), client_options());
   auto r = handshake_both(p.server, p.client);
   if (r.server || r.client) throw std::runtime_error("handshake failed");
   return p;
@@ -29,7 +29,7 @@ tls_pair connected_pair() {
 
 TEST(StreamSemantics, HandshakeIsDeferredToFirstIo) {
   auto [s, c] = socket_pair();
-  auto server = make_ssl_server_stream(std::move(s), server_options());
+  auto server = make_ssl_server_stream(std::move(s), tls_server_options());
   auto client = make_ssl_client_stream(std::move(c), client_options());
   std::ostringstream before;
   before << client;
@@ -305,7 +305,7 @@ TEST(StreamSemantics, StartTlsKeepsBytesAlreadyBuffered) {
   std::string cmd;
   std::getline(s, cmd);
   EXPECT_EQ(cmd, "STARTTLS\r");
-  auto tls = make_ssl_server_stream(std::move(s), server_options());
+  auto tls = make_ssl_server_stream(std::move(s), tls_server_options());
   std::string line;
   std::getline(tls, line);
   EXPECT_EQ(line, "inside tls");

@@ -15,7 +15,7 @@ using namespace sslstream;
 using namespace testing_support;
 
 TEST(Threads, ReaderAndWriterOnOneStream) {
-  auto p = make_tls_pair(server_options(), client_options());
+  auto p = make_tls_pair(tls_server_options(), client_options());
   ASSERT_FALSE(handshake_both(p.server, p.client).client);
   constexpr std::size_t total = 16u << 20;
   // The server echoes with its own reader and writer threads on one stream.
@@ -46,7 +46,7 @@ TEST(Threads, ReaderAndWriterOnOneStream) {
 }
 
 TEST(Threads, KeyUpdatesWhileBothDirectionsAreBusy) {
-  auto so = server_options();
+  auto so = tls_server_options();
   auto p = make_tls_pair(so, client_options());
   ASSERT_FALSE(handshake_both(p.server, p.client).client);
   constexpr int rounds = 200;
@@ -84,7 +84,7 @@ namespace {
 
 /// 16 clients at once on one shared client context against one shared server context.
 void sixteen_clients_at_once(const ssl_options& client_opts) {
-  auto server_ctx = make_ssl_server_context(server_options());
+  auto server_ctx = make_ssl_server_context(tls_server_options());
   auto client_ctx = make_ssl_client_context(client_opts);
   auto listener = make_socket(passive{.local_host = "127.0.0.1"});
   constexpr int clients = 16;
@@ -139,7 +139,7 @@ TEST(Threads, SharedContextWithACaDirectoryAcrossThreads) {
 TEST(Threads, ShutdownFlushesWhileAnotherThreadReads) {
   // shutdown(output) with bytes still buffered, while a reader waits on the same stream: the
   // flush must not touch state the reader uses (TSan checks this in CI).
-  auto p = make_tls_pair(server_options(), client_options());
+  auto p = make_tls_pair(tls_server_options(), client_options());
   ASSERT_FALSE(handshake_both(p.server, p.client).client);
   p.client.set_timeout(std::chrono::seconds(20));
   auto reader = std::async(std::launch::async, [&] {
@@ -161,7 +161,7 @@ TEST(Threads, ShutdownFlushesWhileAnotherThreadReads) {
 // while another thread read; a TLS 1.3 NewSessionTicket read replaces (and frees) the session
 // they look at. One reader, one writer and every accessor at once (TSan in CI).
 TEST(Threads, AccessorsWhileAReaderTakesNewTickets) {
-  auto p = make_tls_pair(server_options(), client_options());
+  auto p = make_tls_pair(tls_server_options(), client_options());
   ASSERT_FALSE(handshake_both(p.server, p.client).client);
   constexpr int rounds = 300;
   auto server = std::async(std::launch::async, [&] {

@@ -96,7 +96,7 @@ TEST(TlsErrors, RevokedCertificate) {
 }
 
 TEST(TlsErrors, ChainTooLong) {
-  auto so = server_options();
+  auto so = tls_server_options();
   so.certificate = cert("chained.pem");
   so.key = cert("chained.key");
   so.other_certificates = {cert("inter.pem")};
@@ -108,7 +108,7 @@ TEST(TlsErrors, ChainTooLong) {
 }
 
 TEST(TlsErrors, ClientCertificateRequiredButMissing) {
-  auto so = server_options();
+  auto so = tls_server_options();
   so.verify = verify_mode::required;
   so.ca_file = cert("ca.pem");
   auto p = make_tls_pair(so, client_options());
@@ -128,7 +128,7 @@ TEST(TlsErrors, ClientCertificateRequiredButMissing) {
 }
 
 TEST(TlsErrors, ClientCertificateFromUnknownCa) {
-  auto so = server_options();
+  auto so = tls_server_options();
   so.verify = verify_mode::optional;
   so.ca_file = cert("ca.pem");
   auto co = client_options();
@@ -142,7 +142,7 @@ TEST(TlsErrors, ClientCertificateFromUnknownCa) {
 }
 
 TEST(TlsErrors, ProtocolVersionMismatch) {
-  auto so = server_options();
+  auto so = tls_server_options();
   so.max_version = tls_version::tls1_2;
   auto co = client_options();
   co.min_version = tls_version::tls1_3;
@@ -157,7 +157,7 @@ TEST(TlsErrors, ProtocolVersionMismatch) {
 }
 
 TEST(TlsErrors, NoAlpnInCommon) {
-  auto so = server_options();
+  auto so = tls_server_options();
   so.alpn = {"h2"};
   auto co = client_options();
   co.alpn = {"imap"};
@@ -183,7 +183,7 @@ TEST(TlsErrors, PeerClosesDuringHandshake) {
 
 TEST(TlsErrors, PlainTextClient) {
   auto [s, c] = socket_pair();
-  auto server = make_ssl_server_stream(std::move(s), server_options());
+  auto server = make_ssl_server_stream(std::move(s), tls_server_options());
   server.set_timeout(std::chrono::seconds(20));
   c << "GET / HTTP/1.0\r\n\r\n" << std::flush;
   auto e = expect_throw<tls_error>([&] { server.do_handshake(); });
@@ -201,7 +201,7 @@ TEST(TlsErrors, PlainTextServer) {
 }
 
 TEST(TlsErrors, TruncationIsNotACleanEof) {
-  auto p = make_tls_pair(server_options(), client_options());
+  auto p = make_tls_pair(tls_server_options(), client_options());
   ASSERT_FALSE(handshake_both(p.server, p.client).client);
   p.server << "partial " << std::flush;
   ::shutdown(p.server.native_handle(), SHUT_RDWR);  // vanish without close_notify
@@ -218,7 +218,7 @@ TEST(TlsErrors, TruncationIsNotACleanEof) {
 }
 
 TEST(TlsErrors, ResetAfterHandshake) {
-  auto p = make_tls_pair(server_options(), client_options());
+  auto p = make_tls_pair(tls_server_options(), client_options());
   ASSERT_FALSE(handshake_both(p.server, p.client).client);
   // Abort the server's socket with RST: linger 0, then replace the descriptor (closing the
   // socket's last reference) with /dev/null so the stream's own close stays harmless.
@@ -235,7 +235,7 @@ TEST(TlsErrors, ResetAfterHandshake) {
 }
 
 TEST(TlsErrors, ReadTimeoutIsRetryable) {
-  auto p = make_tls_pair(server_options(), client_options());
+  auto p = make_tls_pair(tls_server_options(), client_options());
   ASSERT_FALSE(handshake_both(p.server, p.client).client);
   p.client.set_timeout(std::chrono::milliseconds(50));
   std::byte b[4];
@@ -251,7 +251,7 @@ TEST(TlsErrors, ReadTimeoutIsRetryable) {
 TEST(TlsErrors, RejectionIsReportedEvenWhenOurWriteFailsFirst) {
   // TLS 1.3: the client's handshake is done before the server rejects it. A client that goes
   // on writing hits EPIPE/ECONNRESET; the reason is the server's alert, and the error says so.
-  auto so = server_options();
+  auto so = tls_server_options();
   so.verify = verify_mode::required;
   so.ca_file = cert("ca.pem");
   auto p = make_tls_pair(so, client_options());

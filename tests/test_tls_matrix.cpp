@@ -48,7 +48,7 @@ class Matrix : public ::testing::TestWithParam<matrix_case> {};
 
 TEST_P(Matrix, HandshakeDataAndAccessors) {
   const auto& c = GetParam();
-  auto so = server_options(c.key);
+  auto so = tls_server_options(c.key);
   so.verify = c.client_cert;
   so.ca_file = cert("ca.pem");
   so.max_version = c.version;
@@ -116,7 +116,7 @@ INSTANTIATE_TEST_SUITE_P(All, Matrix, ::testing::ValuesIn(all_cases()), name_of)
 class Resumption : public ::testing::TestWithParam<tls_version> {};
 
 TEST_P(Resumption, ClientContextResumesWithTheSameServer) {
-  auto so = server_options();
+  auto so = tls_server_options();
   so.max_version = GetParam();
   auto co = client_options();
   co.max_version = GetParam();
@@ -158,7 +158,7 @@ TEST(Tls, SniOnlyForNamesButIpAddressesAreVerified) {
   auto [s, c] = socket_pair();
   auto co = client_options();
   co.server_name = "127.0.0.1";
-  auto server = make_ssl_server_stream(std::move(s), server_options());
+  auto server = make_ssl_server_stream(std::move(s), tls_server_options());
   auto client = make_ssl_client_stream(std::move(c), co);
   auto r = handshake_both(server, client);
   ASSERT_FALSE(r.client || r.server);
@@ -169,14 +169,14 @@ TEST(Tls, SniOnlyForNamesButIpAddressesAreVerified) {
 TEST(Tls, ServerNameDefaultsToTheConnectedHost) {
   auto listener = make_socket(passive{.local_host = "127.0.0.1"});
   auto c = make_socket(active{.remote_host = "127.0.0.1", .remote_port = listener.local_port()});
-  auto server = make_ssl_server_stream(listener.accept_connection(), server_options());
+  auto server = make_ssl_server_stream(listener.accept_connection(), tls_server_options());
   auto client = make_ssl_client_stream(std::move(c), client_options());
   ASSERT_FALSE(handshake_both(server, client).client);  // verified against IP:127.0.0.1
   EXPECT_EQ(server.server_name(), "");
 }
 
 TEST(Tls, ChainCertificatesAreSent) {
-  auto so = server_options();
+  auto so = tls_server_options();
   so.certificate = cert("chained.pem");
   so.key = cert("chained.key");
   so.other_certificates = {cert("inter.pem")};
@@ -189,7 +189,7 @@ TEST(Tls, ChainCertificatesAreSent) {
 }
 
 TEST(Tls, CertificateAndKeyInOneFileWithPassword) {
-  auto so = server_options();
+  auto so = tls_server_options();
   so.key = cert("server-enc.key");
   so.certificate_password = "secret";
   auto p = make_tls_pair(so, client_options());
@@ -201,21 +201,21 @@ TEST(Tls, CertificateAndKeyInOneFileWithPassword) {
 }
 
 TEST(Tls, CipherChoices) {
-  auto so = server_options();
+  auto so = tls_server_options();
   so.max_version = tls_version::tls1_2;
   so.ciphers = "ECDHE-RSA-CHACHA20-POLY1305";
   auto p = make_tls_pair(so, client_options());
   ASSERT_FALSE(handshake_both(p.server, p.client).client);
   EXPECT_EQ(p.client.cipher(), "ECDHE-RSA-CHACHA20-POLY1305");
 
-  auto so13 = server_options();
+  auto so13 = tls_server_options();
   so13.ciphersuites = "TLS_CHACHA20_POLY1305_SHA256";
   auto q = make_tls_pair(so13, client_options());
   ASSERT_FALSE(handshake_both(q.server, q.client).client);
   EXPECT_EQ(q.client.cipher(), "TLS_CHACHA20_POLY1305_SHA256");
 
   // Server preference: the server's first choice wins over the client's order.
-  auto pref = server_options();
+  auto pref = tls_server_options();
   pref.ciphersuites = "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384";
   auto co = client_options();
   co.ciphersuites = "TLS_AES_256_GCM_SHA384:TLS_AES_128_GCM_SHA256";
@@ -229,7 +229,7 @@ TEST(Tls, CipherChoices) {
 }
 
 TEST(Tls, DefaultCipherListIsForwardSecretAead) {
-  auto ctx = make_ssl_server_context(server_options());
+  auto ctx = make_ssl_server_context(tls_server_options());
   SSL* ssl = SSL_new(static_cast<SSL_CTX*>(ctx.native_handle()));
   STACK_OF(SSL_CIPHER)* list = SSL_get1_supported_ciphers(ssl);
   ASSERT_TRUE(list);
@@ -250,7 +250,7 @@ TEST(Tls, ClientOptionalVerifyReportsButContinues) {
   co.ca_directory.clear();
   co.verify = verify_mode::optional;
   co.ca_file = cert("other-ca.pem");  // trusts the wrong CA
-  auto p = make_tls_pair(server_options(), co);
+  auto p = make_tls_pair(tls_server_options(), co);
   ASSERT_FALSE(handshake_both(p.server, p.client).client);
   auto v = p.client.verify_result();
   EXPECT_EQ(v.code, X509_V_ERR_UNABLE_TO_VERIFY_LEAF_SIGNATURE);
@@ -285,7 +285,7 @@ TEST(Tls, KeylogLinesAreReported) {
     std::lock_guard lk(m);
     lines.emplace_back(l);
   };
-  auto p = make_tls_pair(server_options(), co);
+  auto p = make_tls_pair(tls_server_options(), co);
   ASSERT_FALSE(handshake_both(p.server, p.client).client);
   std::lock_guard lk(m);
   ASSERT_FALSE(lines.empty());
@@ -298,7 +298,7 @@ TEST(Tls, CrlCheckAcceptsGoodCertificates) {
   auto co = client_options();
   co.crl_file = cert("crl.pem");
   co.crl_check = true;
-  auto p = make_tls_pair(server_options(), co);
+  auto p = make_tls_pair(tls_server_options(), co);
   auto r = handshake_both(p.server, p.client);
   EXPECT_FALSE(r.client) << rethrow_as<error>(r.client).what();
 }
@@ -310,7 +310,7 @@ TEST(Tls, CaDirectoryTrustsOnBothSides) {
   co.ca_directory = cert("cadir");
   co.certificate = cert("client-ec.pem");
   co.key = cert("client-ec.key");
-  auto so = server_options();
+  auto so = tls_server_options();
   so.verify = verify_mode::required;
   so.ca_directory = cert("cadir");
   auto p = make_tls_pair(so, co);
@@ -323,7 +323,7 @@ TEST(Tls, CaDirectoryTrustsOnBothSides) {
   // A directory with no hashed names in it (the certificate folder itself) trusts nothing.
   ssl_options other;
   other.ca_directory = cert("");
-  auto q = make_tls_pair(server_options(), other);
+  auto q = make_tls_pair(tls_server_options(), other);
   EXPECT_TRUE(handshake_both(q.server, q.client).client);
 }
 
@@ -387,7 +387,7 @@ TEST(Tls, PinnedCertificatesReplaceVerification) {
 }
 
 TEST(Tls, APinningServerRequiresThePinnedClientCertificate) {
-  auto so = server_options();
+  auto so = tls_server_options();
   so.pinned_sha256 = {fingerprint_of("client-ec.pem")};
   auto with = client_options();
   with.certificate = cert("client-ec.pem");

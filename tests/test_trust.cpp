@@ -33,7 +33,7 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
 }
 
-tls_pair connected_pair(const ssl_options& so = server_options(),
+tls_pair connected_pair(const ssl_options& so = tls_server_options(),
                         const ssl_options& co = client_options()) {
   auto p = make_tls_pair(so, co);
   auto r = handshake_both(p.server, p.client);
@@ -169,7 +169,8 @@ TEST(Trust, AThrowingKeylogCallbackFailsTheHandshakeWithItsOwnException) {
   };
   auto co = client_options();
   co.keylog = [](std::string_view) { throw keylog_failure("keylog sink is full"); };
-  auto p = make_tls_pair(make_ssl_server_context(server_options()), make_ssl_client_context(co));
+  auto p =
+      make_tls_pair(make_ssl_server_context(tls_server_options()), make_ssl_client_context(co));
   auto server = std::async(std::launch::async, [&] {
     p.server.set_timeout(5s);
     try {
@@ -201,6 +202,12 @@ TEST(Trust, EveryOperationOnAMovedFromStreamIsALogicError) {
   EXPECT_THROW(make_ssl_client_stream(std::move(s), client_options()), std::logic_error);
   EXPECT_FALSE(s.is_open());
   EXPECT_EQ(s.native_handle(), -1);
+  // Moved-from by assignment too: the source is not left holding the target's old stream.
+  auto [s2, c2] = socket_pair();
+  auto [s3, c3] = socket_pair();
+  s2 = std::move(s3);
+  EXPECT_THROW(s3.read_some(b), std::logic_error);
+  EXPECT_THROW(s3.remote_port(), std::logic_error);
 
   auto t = make_ssl_client_stream(std::move(c), client_options());
   auto t2 = std::move(t);
@@ -214,13 +221,18 @@ TEST(Trust, EveryOperationOnAMovedFromStreamIsALogicError) {
   EXPECT_THROW(t.shutdown(direction::output), std::logic_error);
   EXPECT_THROW(t.close(), std::logic_error);
   EXPECT_FALSE(t.is_open());
+  auto u = make_ssl_client_stream(std::move(c2), client_options());
+  auto v = make_ssl_client_stream(std::move(c3), client_options());
+  u = std::move(v);
+  EXPECT_THROW(v.read_some(b), std::logic_error);
+  EXPECT_THROW(v.peer_certificate(), std::logic_error);
 }
 
 // Defect 10: a server that verified clients without being told which CAs trusted the whole
 // system store: any publicly issued client certificate passed `verify required`.
 TEST(Trust, AServerVerifyingClientsMustBeToldWhichCasToTrust) {
   for (auto mode : {verify_mode::optional, verify_mode::required}) {
-    auto o = server_options();
+    auto o = tls_server_options();
     o.verify = mode;
     auto e = expect_throw<config_error>([&] { make_ssl_server_context(o); });
     EXPECT_NE(std::string(e.what()).find("ssl_options::ca_file"), std::string::npos) << e.what();
@@ -236,7 +248,7 @@ TEST(Trust, ASessionNeverResumesUnderDifferentClientRequirements) {
   unsigned char keys[80];
   for (auto& k : keys) k = 7;
   auto make_server = [&](bool require) {
-    auto o = server_options();
+    auto o = tls_server_options();
     if (require) {
       o.verify = verify_mode::required;
       o.ca_file = cert("ca.pem");
@@ -267,7 +279,7 @@ TEST(Trust, ASessionNeverResumesUnderDifferentClientRequirements) {
 // a connection that resumed but read nothing left the used ticket in the cache for the next.
 // The server records the resumption secret of every ticket it accepts: none may come twice.
 TEST(Trust, ATls13TicketIsUsedForOneConnectionOnly) {
-  auto server = make_ssl_server_context(server_options());
+  auto server = make_ssl_server_context(tls_server_options());
   static std::vector<std::string> accepted;
   accepted.clear();
   SSL_CTX_set_session_ticket_cb(
@@ -308,7 +320,7 @@ TEST(Trust, ATls13TicketIsUsedForOneConnectionOnly) {
 TEST(Trust, NoVerificationMeansNoVerificationFailureIsBlamed) {
   // The client does not trust the server's CA but verifies nothing; the handshake then fails
   // for another reason (the server wants a client certificate), which must be the one named.
-  auto so = server_options();
+  auto so = tls_server_options();
   so.verify = verify_mode::required;
   so.ca_file = cert("ca.pem");
   ssl_options co;
@@ -323,7 +335,7 @@ TEST(Trust, NoVerificationMeansNoVerificationFailureIsBlamed) {
 }
 
 TEST(Trust, ATls12ClientWithoutTheRequiredCertificateIsToldSo) {
-  auto so = server_options();
+  auto so = tls_server_options();
   so.verify = verify_mode::required;
   so.ca_file = cert("ca.pem");
   auto co = client_options();
@@ -340,7 +352,7 @@ TEST(Trust, ATls12ClientWithoutTheRequiredCertificateIsToldSo) {
 }
 
 TEST(Trust, AServerRejectedForItsNameIsNotToldItsIssuerIsUntrusted) {
-  auto so = server_options();
+  auto so = tls_server_options();
   auto co = client_options();
   co.server_name = "elsewhere.example";
   auto p = make_tls_pair(so, co);
@@ -391,7 +403,7 @@ TEST(Trust, StarttlsLeftoversOfOurOwnAreNotBlamedOnThePeer) {
 // security level 0.
 TEST(Trust, AFallbackBelowOurVersionsGetsInappropriateFallback) {
   auto listener = make_socket(passive{.local_host = "127.0.0.1"});
-  auto ctx = make_ssl_server_context(server_options());
+  auto ctx = make_ssl_server_context(tls_server_options());
   auto server = std::async(std::launch::async, [&] {
     auto conn = listener.accept_connection(10s);
     if (!conn) return std::string("no connection");
@@ -420,7 +432,7 @@ TEST(Trust, TheHandshakeIsBoundedByHandshakeTimeout) {
   EXPECT_EQ(ssl_options{}.handshake_timeout, 30s);
   constexpr auto limit = 500ms;
   constexpr auto slack = 1000ms;  // scheduling on a loaded machine
-  auto so = server_options();
+  auto so = tls_server_options();
   so.handshake_timeout = limit;
   auto [s, raw_client] = socket_pair();
   auto server = make_ssl_server_stream(std::move(s), so);

@@ -108,6 +108,8 @@ class ssl_stream : public duplex_iostream {
   io_result try_handshake();
   io_result try_read_some(std::span<std::byte> buffer);
   io_result try_write_some(std::span<const std::byte> data);
+  /// Non-blocking shutdown(direction::output): sends close_notify (done), or wants to wait.
+  io_result try_shutdown();
   /// True when a read can make progress without the socket becoming readable: bytes already
   /// buffered by the stream or by OpenSSL (read ahead). An event loop must check this before
   /// it waits on native_handle(), or it may wait for data that has already arrived.

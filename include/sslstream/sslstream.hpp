@@ -4,6 +4,7 @@
 
 #include <sslstream/duplex_iostream.hpp>
 #include <sslstream/error.hpp>
+#include <sslstream/server.hpp>
 #include <sslstream/socket.hpp>
 #include <sslstream/ssl_context.hpp>
 #include <sslstream/ssl_stream.hpp>

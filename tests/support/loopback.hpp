@@ -22,7 +22,7 @@ inline std::pair<sslstream::socket_stream, sslstream::socket_stream> socket_pair
 }
 
 /// Server options with the CA-signed test certificate of the given key type ("rsa" or "ec").
-inline sslstream::ssl_options server_options(const std::string& kind = "rsa") {
+inline sslstream::ssl_options tls_server_options(const std::string& kind = "rsa") {
   sslstream::ssl_options o;
   o.certificate = cert("server-" + kind + ".pem");
   o.key = cert("server-" + kind + ".key");

@@ -1,0 +1,312 @@
+// The server engine (DESIGN §6), through its public API, against real TLS clients: blocking
+// and coroutine handlers, stalled handshakes that take no thread and are dropped on time,
+// max_connections, write_timeout, stop with and without drain, reload, stats.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <future>
+#include <sslstream/sslstream.hpp>
+#include <thread>
+
+#include "loopback.hpp"
+
+using namespace std::chrono_literals;
+using namespace sslstream;
+using namespace testing_support;
+
+namespace {
+
+constexpr auto slack = 1500ms;  // scheduling on a loaded 2-core machine, sanitizers
+
+double ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void echo_lines(ssl_stream& s) {
+  std::string line;
+  while (std::getline(s, line)) s << line << std::endl;
+}
+
+task<> echo_bytes(async_stream& s) {
+  std::array<std::byte, 4096> b{};
+  while (auto n = co_await s.read_some(b)) co_await s.write_all(std::span(b).first(n));
+}
+
+/// A client that sends `lines` lines and checks each echo; the error text, or "".
+std::string echo_client(std::uint16_t port, int lines, const ssl_context& ctx) {
+  try {
+    auto t = make_ssl_client_stream(
+        make_socket(active{.remote_host = "localhost", .remote_port = port}), ctx);
+    t.set_timeout(20s);
+    for (int i = 0; i < lines; ++i) {
+      t << "line " << i << std::endl;
+      std::string got;
+      std::getline(t, got);
+      if (got != "line " + std::to_string(i)) return "wrong echo: " + got;
+    }
+    t.close();
+    return "";
+  } catch (const std::exception& e) {
+    return e.what();
+  }
+}
+
+std::vector<std::string> many_clients(std::uint16_t port, int clients, int lines) {
+  auto ctx = make_ssl_client_context(client_options());
+  std::vector<std::future<std::string>> fs;
+  for (int i = 0; i < clients; ++i)
+    fs.push_back(
+        std::async(std::launch::async, [&, port] { return echo_client(port, lines, ctx); }));
+  std::vector<std::string> errors;
+  for (auto& f : fs)
+    if (auto e = f.get(); !e.empty()) errors.push_back(e);
+  return errors;
+}
+
+passive_socket listener() { return make_socket(passive{.local_host = "127.0.0.1"}); }
+
+/// A raw TCP connection that sends half a ClientHello and then nothing.
+int half_hello(std::uint16_t port) {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  const unsigned char part[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc};
+  (void)!::send(fd, part, sizeof part, MSG_NOSIGNAL);
+  return fd;
+}
+
+}  // namespace
+
+TEST(Server, BlockingHandlersServeManyClientsOnBoundedThreads) {
+  auto base = thread_count(::getpid());
+  sslstream::server_options o;
+  o.threads = 2;
+  o.max_workers = 8;
+  server srv(listener(), make_ssl_server_context(tls_server_options()), echo_lines, o);
+  srv.start();
+  auto errors = many_clients(srv.local_port(), 40, 20);
+  EXPECT_TRUE(errors.empty()) << errors.size() << " failed, first: " << errors[0];
+  // The 40 client threads are gone; the server kept at most its loops and workers.
+  EXPECT_LE(thread_count(::getpid()), base + 2 + 8);
+  auto st = srv.stats();
+  EXPECT_EQ(st.accepted, 40u);
+  EXPECT_EQ(st.handshakes, 40u);
+  srv.stop();
+  EXPECT_EQ(srv.stats().active, 0u);
+}
+
+TEST(Server, CoroutineHandlersTakeNoThreadPerConnection) {
+  auto base = thread_count(::getpid());
+  sslstream::server_options o;
+  o.threads = 2;
+  server srv(listener(), make_ssl_server_context(tls_server_options()), echo_bytes, o);
+  srv.start();
+  // 200 connections open and idle at once: the server's threads are its two loops.
+  auto ctx = make_ssl_client_context(client_options());
+  std::vector<ssl_stream> idle;
+  for (int i = 0; i < 200; ++i) {
+    idle.push_back(make_ssl_client_stream(
+        make_socket(active{.remote_host = "localhost", .remote_port = srv.local_port()}), ctx));
+    idle.back().set_timeout(20s);
+    idle.back().do_handshake();
+  }
+  EXPECT_EQ(thread_count(::getpid()), base + 2);
+  for (auto& s : idle) s << "ping\n" << std::flush;
+  for (auto& s : idle) {
+    std::string got;
+    std::getline(s, got);
+    EXPECT_EQ(got, "ping");
+  }
+  idle.clear();
+  auto errors = many_clients(srv.local_port(), 30, 10);
+  EXPECT_TRUE(errors.empty()) << errors.size() << " failed, first: " << errors[0];
+  srv.stop();
+}
+
+TEST(Server, StalledHandshakesTakeNoThreadAndAreDroppedAtHandshakeTimeout) {
+  constexpr auto limit = 700ms;
+  constexpr int stalled = 300;
+  auto base = thread_count(::getpid());
+  sslstream::server_options o;
+  o.threads = 2;
+  o.max_workers = 4;
+  o.handshake_timeout = limit;
+  server srv(listener(), make_ssl_server_context(tls_server_options()), echo_lines, o);
+  srv.start();
+  std::vector<int> fds;
+  auto t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < stalled; ++i) fds.push_back(half_hello(srv.local_port()));
+  // A legitimate client is served at once, beside them.
+  auto served = std::chrono::steady_clock::now();
+  EXPECT_EQ(echo_client(srv.local_port(), 1, make_ssl_client_context(client_options())), "");
+  EXPECT_LT(ms_since(served), 1000);
+  EXPECT_LE(thread_count(::getpid()), base + 2 + 4);
+  // Every stalled one is dropped at the limit: its read ends (EOF or reset).
+  for (int fd : fds) {
+    ASSERT_GE(fd, 0);
+    char b;
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    EXPECT_LE(::recv(fd, &b, 1, 0), 0);
+    ::close(fd);
+  }
+  double took = ms_since(t0);
+  EXPECT_GE(took, static_cast<double>(limit.count()));
+  EXPECT_LE(took, static_cast<double>((limit + slack).count()) + 2000);  // + making 300
+  EXPECT_EQ(srv.stats().timed_out, static_cast<std::uint64_t>(stalled));
+  srv.stop();
+}
+
+TEST(Server, PastMaxConnectionsNewClientsWaitInTheBacklogThenAreServed) {
+  sslstream::server_options o;
+  o.threads = 1;
+  o.max_connections = 3;
+  server srv(listener(), make_ssl_server_context(tls_server_options()), echo_bytes, o);
+  srv.start();
+  auto ctx = make_ssl_client_context(client_options());
+  std::vector<ssl_stream> open;
+  for (int i = 0; i < 3; ++i) {
+    open.push_back(make_ssl_client_stream(
+        make_socket(active{.remote_host = "localhost", .remote_port = srv.local_port()}), ctx));
+    open.back().set_timeout(10s);
+    open.back().do_handshake();
+  }
+  auto fourth = std::async(std::launch::async, [&] {
+    return echo_client(srv.local_port(), 1, ctx);  // connects (backlog), waits for a slot
+  });
+  EXPECT_EQ(fourth.wait_for(500ms), std::future_status::timeout) << "served past the limit";
+  EXPECT_EQ(srv.stats().active, 3u);
+  open.front().close();
+  EXPECT_EQ(fourth.wait_for(5s), std::future_status::ready);
+  EXPECT_EQ(fourth.get(), "");
+  srv.stop();
+}
+
+TEST(Server, APeerThatStopsReadingIsDroppedAtWriteTimeout) {
+  constexpr auto limit = 500ms;
+  sslstream::server_options o;
+  o.threads = 1;
+  o.write_timeout = limit;
+  std::atomic<bool> timed_out{false};
+  server srv(
+      listener(), make_ssl_server_context(tls_server_options()),
+      [&](async_stream& s) -> task<> {
+        std::vector<std::byte> chunk(1 << 16);
+        try {
+          for (;;) co_await s.write_all(chunk);  // the peer never reads
+        } catch (const socket_error& e) {
+          timed_out = e.identifier() == "timeout";
+        }
+      },
+      o);
+  srv.start();
+  auto t = make_ssl_client_stream(
+      make_socket(active{.remote_host = "localhost", .remote_port = srv.local_port()}),
+      client_options());
+  t.set_timeout(10s);
+  t.do_handshake();
+  auto until = std::chrono::steady_clock::now() + limit + slack + 5s;
+  while (srv.stats().active > 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(srv.stats().active, 0u);
+  EXPECT_TRUE(timed_out);
+  EXPECT_EQ(srv.stats().timed_out, 1u);
+  srv.stop();
+}
+
+TEST(Server, StopWithDrainLetsHandlersFinishAndStopEndsBlockedOnes) {
+  sslstream::server_options o;
+  o.threads = 1;
+  std::atomic<int> started{0};
+  server srv(
+      listener(), make_ssl_server_context(tls_server_options()),
+      [&](ssl_stream& s) {
+        std::string w;
+        s >> w;
+        ++started;
+        std::this_thread::sleep_for(300ms);  // still working when stop(drain) is called
+        s << "done-" << w << std::endl;
+      },
+      o);
+  srv.start();
+  auto t = make_ssl_client_stream(
+      make_socket(active{.remote_host = "localhost", .remote_port = srv.local_port()}),
+      client_options());
+  t.set_timeout(10s);
+  t << "job" << std::endl;
+  while (started == 0) std::this_thread::sleep_for(5ms);
+  srv.stop(5s);
+  std::string got;
+  std::getline(t, got);
+  EXPECT_EQ(got, "done-job");
+
+  // A handler blocked reading a silent client: stop() ends it at once (its input ends).
+  server srv2(listener(), make_ssl_server_context(tls_server_options()), echo_lines, o);
+  srv2.start();
+  auto silent = make_ssl_client_stream(
+      make_socket(active{.remote_host = "localhost", .remote_port = srv2.local_port()}),
+      client_options());
+  silent.do_handshake();
+  while (srv2.stats().handshakes == 0) std::this_thread::sleep_for(5ms);
+  auto t0 = std::chrono::steady_clock::now();
+  srv2.stop();
+  EXPECT_LT(ms_since(t0), 1000);
+}
+
+TEST(Server, ReloadServesNewConnectionsWithTheNewContext) {
+  sslstream::server_options o;
+  o.threads = 1;
+  server srv(listener(), make_ssl_server_context(tls_server_options("rsa")), echo_bytes, o);
+  srv.start();
+  auto key_of = [&] {
+    auto t = make_ssl_client_stream(
+        make_socket(active{.remote_host = "localhost", .remote_port = srv.local_port()}),
+        client_options());
+    t.set_timeout(10s);
+    auto fp = t.peer_certificate()->fingerprint_sha256();
+    t.close();
+    return fp;
+  };
+  auto rsa = x509_certificate::load_pem_file(cert("server-rsa.pem")).fingerprint_sha256();
+  auto ec = x509_certificate::load_pem_file(cert("server-ec.pem")).fingerprint_sha256();
+  EXPECT_EQ(key_of(), rsa);
+  srv.reload(make_ssl_server_context(tls_server_options("ec")));
+  EXPECT_EQ(key_of(), ec);
+  EXPECT_THROW(srv.reload(make_ssl_client_context(client_options())), std::invalid_argument);
+  srv.stop();
+}
+
+TEST(Server, StatsCountFailedHandshakes) {
+  sslstream::server_options o;
+  o.threads = 1;
+  server srv(listener(), make_ssl_server_context(tls_server_options()), echo_bytes, o);
+  srv.start();
+  {
+    auto plain = make_socket(active{.remote_host = "localhost", .remote_port = srv.local_port()});
+    plain << "GET / HTTP/1.0\r\n\r\n" << std::flush;
+    plain.set_timeout(5s);
+    std::array<std::byte, 64> b{};
+    try {
+      while (plain.read_some(b) > 0) {
+      }
+    } catch (...) {
+    }
+  }
+  auto until = std::chrono::steady_clock::now() + 5s;
+  while (srv.stats().handshake_failures == 0 && std::chrono::steady_clock::now() < until)
+    std::this_thread::sleep_for(10ms);
+  EXPECT_EQ(srv.stats().handshake_failures, 1u);
+  EXPECT_EQ(srv.stats().handshakes, 0u);
+  srv.stop();
+}
