@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite: a warnings-as-errors build and its tests, valgrind of the CLI, the
 # install check (find_package, add_subdirectory, pkg-config), an ASan+UBSan build of the tests,
-# a TSan build of the threaded tests, a smoke run of each fuzz target, the benchmarks' smoke
-# runs, and the clang-format check. Run from anywhere; builds under build/.
+# a TSan build of the threaded tests and of the CLI's keep-open server, a smoke run of each
+# fuzz target, the benchmarks' smoke runs, and the clang-format check. Run from anywhere;
+# builds under build/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
