@@ -284,16 +284,22 @@ TEST(Cli, OneGibEachWayByteExact) {
   // stdout, each 1 GiB of a keyed AES-CTR stream, compared by SHA-256.
   auto r = sh(R"SH(
 dir=$(mktemp -d)
-trap 'kill $lp 2>/dev/null; rm -rf "$dir"' EXIT
+trap 'kill $lp $sp 2>/dev/null; rm -rf "$dir"' EXIT
 gen() { openssl enc -aes-128-ctr -K "$1" -iv 00000000000000000000000000000000 -nosalt < /dev/zero 2>/dev/null | head -c 1073741824; }
 A=000102030405060708090a0b0c0d0e0f
 B=f0e0d0c0b0a090807060504030201000
-gen $A | "$SSLSTREAM" listen -q --port-file "$dir/port" --cert "$COMBINED" | sha256sum > "$dir/listen.sum" &
+# listen last in its pipeline, so that $! is listen's pid and its exit status is checked below
+# (with "| sha256sum" after it, $! was sha256sum's); its output reaches sha256sum by a fifo.
+mkfifo "$dir/listen.out"
+sha256sum < "$dir/listen.out" > "$dir/listen.sum" &
+sp=$!
+gen $A | "$SSLSTREAM" listen -q --port-file "$dir/port" --cert "$COMBINED" > "$dir/listen.out" &
 lp=$!
 for i in $(seq 200); do [ -s "$dir/port" ] && break; sleep 0.05; done
 gen $B | timeout 100 "$SSLSTREAM" connect -q localhost "$(cat "$dir/port")" --ca-file "$CA" | sha256sum > "$dir/connect.sum"
 echo "connect=${PIPESTATUS[1]}"
 wait $lp; echo "listen=$?"
+wait $sp
 echo "A=$(gen $A | sha256sum | cut -c1-64) B=$(gen $B | sha256sum | cut -c1-64)"
 echo "listen got $(cut -c1-64 "$dir/listen.sum") connect got $(cut -c1-64 "$dir/connect.sum")"
 )SH",

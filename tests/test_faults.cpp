@@ -70,7 +70,7 @@ conversation converse(const ssl_context& server_ctx, fault f, tls_version max,
     fault_proxy proxy(listener.local_port(), f);
     auto server = std::async(std::launch::async, [&] {
       return run_side([&](std::string& got) {
-        auto s = make_ssl_server_stream(listener.accept_connection(), server_ctx);
+        auto s = make_ssl_server_stream(accept_within(listener, "the fault proxy"), server_ctx);
         s.set_timeout(timeout);
         got = read_exactly(s, request.size());
         if (got.size() < request.size()) return;

@@ -76,7 +76,7 @@ TEST_P(OpensslPeer, SClientToOurServer) {
                "localhost:" + std::to_string(listener.local_port()), flag(), "-CAfile",
                cert("ca.pem"), "-verify_return_error", "-servername", "localhost", "-cert",
                cert("client-ec.pem"), "-key", cert("client-ec.key"), "-quiet"});
-  auto tls = make_ssl_server_stream(listener.accept_connection(), so);
+  auto tls = make_ssl_server_stream(accept_within(listener, "openssl s_client"), so);
   tls.set_timeout(std::chrono::seconds(20));
   cli.write_stdin("from s_client\n");
   std::string line;
@@ -97,7 +97,7 @@ TEST_P(OpensslPeer, SClientClosingWithoutCloseNotifyIsTruncation) {
   process cli({"openssl", "s_client", "-connect",
                "localhost:" + std::to_string(listener.local_port()), flag(), "-CAfile",
                cert("ca.pem"), "-quiet"});
-  auto tls = make_ssl_server_stream(listener.accept_connection(), tls_server_options());
+  auto tls = make_ssl_server_stream(accept_within(listener, "openssl s_client"), tls_server_options());
   tls.set_timeout(std::chrono::seconds(20));
   cli.write_stdin("before the kill\n");
   std::string line;
@@ -119,7 +119,7 @@ TEST(CurlPeer, CurlFetchesFromOurServer) {
     process curl({"curl", "-sS", "--max-time", "20", "--cacert", cert("ca.pem"), "--tlsv" + v,
                   "--tls-max", v,
                   "https://localhost:" + std::to_string(listener.local_port()) + "/x"});
-    auto tls = make_ssl_server_stream(listener.accept_connection(), tls_server_options());
+    auto tls = make_ssl_server_stream(accept_within(listener, "curl"), tls_server_options());
     tls.set_timeout(std::chrono::seconds(20));
     std::string request, line;
     std::getline(tls, request);

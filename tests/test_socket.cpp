@@ -40,7 +40,7 @@ TEST(Socket, PassiveOnOsChosenPortPrintsLikeAllegro) {
 TEST(Socket, ConnectAcceptAndPrint) {
   auto p = make_socket(passive{});
   auto c = make_socket(active{.remote_host = "localhost", .remote_port = p.local_port()});
-  auto s = p.accept_connection();
+  auto s = p.accept_connection();  // the blocking overload: the client is connected already
   EXPECT_EQ(s.local_port(), p.local_port());
   EXPECT_EQ(c.remote_port(), p.local_port());
   EXPECT_EQ(s.remote_port(), c.local_port());
@@ -56,7 +56,7 @@ TEST(Socket, DualStackListenerAcceptsIpv4AndIpv6) {
   auto p = make_socket(passive{});
   for (std::string host : {"127.0.0.1", "::1"}) {
     auto c = make_socket(active{.remote_host = host, .remote_port = p.local_port()});
-    auto s = p.accept_connection();
+    auto s = accept_within(p, "the " + host + " client");
     EXPECT_EQ(s.remote_host(), host);
     c << "ping " << host << std::endl;
     std::string word, from;
@@ -94,7 +94,7 @@ TEST(Socket, OptionsAreApplied) {
                               .remote_port = p.local_port(),
                               .nodelay = true,
                               .keepalive = false});
-  auto s = p.accept_connection();
+  auto s = accept_within(p, "the client");
   auto get = [](int fd, int level, int opt) {
     int v = -1;
     socklen_t len = sizeof v;

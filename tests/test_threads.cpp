@@ -92,13 +92,14 @@ void sixteen_clients_at_once(const ssl_options& client_opts) {
     std::vector<std::future<void>> conns;
     for (int i = 0; i < clients; ++i) {
       conns.push_back(
-          std::async(std::launch::async, [&, s = listener.accept_connection()]() mutable {
-            auto tls = make_ssl_server_stream(std::move(s), server_ctx);
-            std::string w;
-            tls >> w;
-            tls << w << "-back " << std::flush;
-            tls.close();
-          }));
+          std::async(std::launch::async,
+                     [&, s = accept_within(listener, "client " + std::to_string(i))]() mutable {
+                       auto tls = make_ssl_server_stream(std::move(s), server_ctx);
+                       std::string w;
+                       tls >> w;
+                       tls << w << "-back " << std::flush;
+                       tls.close();
+                     }));
     }
     for (auto& c : conns) c.get();
   });

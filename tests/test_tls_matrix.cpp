@@ -126,7 +126,7 @@ TEST_P(Resumption, ClientContextResumesWithTheSameServer) {
   auto listener = make_socket(passive{.local_host = "127.0.0.1"});
   auto connect = [&](const ssl_context& cctx) {
     auto c = make_socket(active{.remote_host = "localhost", .remote_port = listener.local_port()});
-    return tls_pair{make_ssl_server_stream(listener.accept_connection(), server_ctx),
+    return tls_pair{make_ssl_server_stream(accept_within(listener, "the client"), server_ctx),
                     make_ssl_client_stream(std::move(c), cctx)};
   };
   for (int i = 0; i < 3; ++i) {
@@ -169,7 +169,7 @@ TEST(Tls, SniOnlyForNamesButIpAddressesAreVerified) {
 TEST(Tls, ServerNameDefaultsToTheConnectedHost) {
   auto listener = make_socket(passive{.local_host = "127.0.0.1"});
   auto c = make_socket(active{.remote_host = "127.0.0.1", .remote_port = listener.local_port()});
-  auto server = make_ssl_server_stream(listener.accept_connection(), tls_server_options());
+  auto server = make_ssl_server_stream(accept_within(listener, "the client"), tls_server_options());
   auto client = make_ssl_client_stream(std::move(c), client_options());
   ASSERT_FALSE(handshake_both(server, client).client);  // verified against IP:127.0.0.1
   EXPECT_EQ(server.server_name(), "");

@@ -2,9 +2,11 @@
 // server side run on its own thread where a handshake needs both sides at once.
 #pragma once
 
+#include <chrono>
 #include <exception>
 #include <future>
 #include <sslstream/sslstream.hpp>
+#include <stdexcept>
 #include <string>
 #include <utility>
 
@@ -12,12 +14,26 @@
 
 namespace testing_support {
 
+/// The next connection on `listener`, waiting at most `wait`: a peer that never connects (it
+/// failed to start, or rejected us before connecting) fails the test at once with `who` named,
+/// instead of hanging in accept_connection() until ctest's limit kills it as "Timeout".
+inline sslstream::socket_stream accept_within(sslstream::passive_socket& listener,
+                                              const std::string& who,
+                                              std::chrono::milliseconds wait = 20s) {
+  auto s = listener.accept_connection(wait);
+  if (!s)
+    throw std::runtime_error(who + " did not connect to port " +
+                             std::to_string(listener.local_port()) + " within " +
+                             std::to_string(wait.count()) + " ms");
+  return std::move(*s);
+}
+
 /// {accepted (server side), active (client side)} connected over 127.0.0.1.
 inline std::pair<sslstream::socket_stream, sslstream::socket_stream> socket_pair() {
   auto listener = sslstream::make_socket(sslstream::passive{.local_host = "127.0.0.1"});
   auto client = sslstream::make_socket(
       sslstream::active{.remote_host = "localhost", .remote_port = listener.local_port()});
-  auto server = listener.accept_connection();
+  auto server = accept_within(listener, "the loopback client");
   return {std::move(server), std::move(client)};
 }
 
