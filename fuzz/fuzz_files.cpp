@@ -8,7 +8,7 @@
 #include <sslstream/sslstream.hpp>
 #include <string>
 
-#include "peer.hpp"
+#include "credentials.hpp"
 
 namespace {
 
@@ -42,7 +42,7 @@ void load(unsigned role, const std::string& path, const std::string& text) {
       (void)make_ssl_server_context(o);
       break;
     case 3:  // a good certificate, the fuzzed file as its key
-      o.certificate_pem = fuzzing::self_signed_pem();
+      o.certificate_pem = fuzzing::credentials::server_ecdsa;
       o.certificate_pem.erase(o.certificate_pem.find("-----BEGIN PRIVATE KEY-----"));
       o.key = path;
       o.certificate_password = "secret";
@@ -53,13 +53,13 @@ void load(unsigned role, const std::string& path, const std::string& text) {
       (void)make_ssl_client_context(o);
       break;
     case 5:  // ... and as a CRL
-      o.ca_pem = fuzzing::self_signed_pem();
+      o.ca_pem = fuzzing::credentials::server_ecdsa;
       o.crl_check = true;
       o.crl_file = path;
       (void)make_ssl_client_context(o);
       break;
     case 6:  // as extra chain certificates
-      o.certificate_pem = fuzzing::self_signed_pem();
+      o.certificate_pem = fuzzing::credentials::server_ecdsa;
       o.other_certificates = {path};
       (void)make_ssl_server_context(o);
       break;

@@ -7,8 +7,11 @@
 #include <array>
 #include <chrono>
 #include <sslstream/sslstream.hpp>
-#include <string>
 #include <utility>
+
+#include "configs.hpp"
+#include "deterministic_rand.hpp"
+#include "tally.hpp"
 
 namespace fuzzing {
 
@@ -32,39 +35,41 @@ inline void send_as_peer(sslstream::socket_stream& raw, const std::uint8_t* data
   raw.shutdown(sslstream::direction::output);
 }
 
-/// Reads to the end of the stream through the binary API.
-inline void read_to_end(sslstream::ssl_stream& s) {
+/// Reads to the end of the stream through the binary API; returns the bytes read.
+inline std::size_t read_to_end(sslstream::ssl_stream& s) {
   std::array<std::byte, 4096> buf;
-  while (s.read_some(buf) > 0) {
-  }
+  std::size_t total = 0;
+  while (auto n = s.read_some(buf)) total += n;
+  return total;
 }
 
 /// One fuzz input, for either side: its first byte picks our configuration (low four bits, for
-/// `context`) and how the stream is used (high four bits, for `exercise`); the rest is what the
-/// peer sends. A classified sslstream::error is the expected outcome of hostile bytes;
-/// anything else (another exception, a crash, a sanitizer report, a hang) is a finding.
+/// `context`, which returns the ssl_context to use) and how the stream is used (high four bits,
+/// for `exercise`, which sets its bool argument once it read application data); the rest is what
+/// the peer sends. Our side's random source is reset first, so a recorded seed replays the
+/// handshake it was recorded with (see record_seeds.cpp). A classified sslstream::error is the
+/// expected outcome of hostile bytes; anything else (another exception, a crash, a sanitizer
+/// report, a hang) is a finding.
 template <class Context, class Exercise>
-int one_input(bool we_are_server, const std::uint8_t* data, std::size_t size, Context context,
-              Exercise exercise) {
+int one_input(tally& counts, bool we_are_server, const std::uint8_t* data, std::size_t size,
+              Context context, Exercise exercise) {
   if (size < 1) return 0;
   unsigned config = data[0] & 0x0f, how = data[0] >> 4;
+  sslstream::ssl_context ctx = context(config);
+  deterministic_random(we_are_server ? "server" : "client");
+  handshake_done = false;
+  bool data_read = false;
   auto [ours, raw] = connection(we_are_server);
   send_as_peer(raw, data + 1, size - 1);
   try {
-    auto s = we_are_server ? sslstream::make_ssl_server_stream(std::move(ours), context(config))
-                           : sslstream::make_ssl_client_stream(std::move(ours), context(config));
+    auto s = we_are_server ? sslstream::make_ssl_server_stream(std::move(ours), ctx)
+                           : sslstream::make_ssl_client_stream(std::move(ours), ctx);
     s.set_timeout(std::chrono::seconds(5));  // never reached: the peer's output is shut
-    exercise(s, how);
+    exercise(s, how, data_read);
   } catch (const sslstream::error&) {
   }
+  counts.count(handshake_done, data_read);
   return 0;
-}
-
-/// A key and self-signed certificate made once per run: ECDSA, so that a valid ClientHello
-/// costs a cheap signature and the fuzzer keeps its pace.
-inline const std::string& self_signed_pem() {
-  static const std::string pem = sslstream::make_self_signed_certificate({});
-  return pem;
 }
 
 }  // namespace fuzzing

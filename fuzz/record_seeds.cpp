@@ -1,12 +1,22 @@
 // Records the seed corpora of fuzz_server and fuzz_client from real handshakes: our client and
-// our server talk through a recording relay on loopback, one connection per configuration, and
-// each direction is saved with the configuration byte the target reads first.
+// our server talk through a recording relay on loopback, one connection per pair of
+// configurations (configs.hpp, the targets' own), and each direction is saved with the byte
+// the target reads first (the configuration, and how it reads).
 //   record_seeds DIR   ->  DIR/server/<name>, DIR/client/<name>
+//
+// Replayable: the contexts are built and each side's random source reset exactly as the
+// targets do it (deterministic_rand.hpp), with the same fixed clock, so our side of a replayed
+// seed draws the same randoms and key shares and the recorded peer's Finished and records
+// verify. Running it twice gives identical files. Resumptions are recorded for the server
+// only: the client target starts each input with an empty session cache.
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sslstream/sslstream.hpp>
 #include <thread>
+
+#include "configs.hpp"
+#include "deterministic_rand.hpp"
 
 using namespace sslstream;
 namespace fs = std::filesystem;
@@ -37,6 +47,7 @@ recording converse(passive_socket& server_listener, passive_socket& relay_listen
                    const ssl_context& server_ctx, const ssl_context& client_ctx) {
   recording r;
   std::thread server([&] {
+    fuzzing::deterministic_random("server");
     auto s = make_ssl_server_stream(server_listener.accept_connection(), server_ctx);
     std::string line;
     std::getline(s, line);
@@ -52,10 +63,11 @@ recording converse(passive_socket& server_listener, passive_socket& relay_listen
     back.join();
   });
   {
+    fuzzing::deterministic_random("client");
     auto c = make_ssl_client_stream(
         make_socket(active{.remote_host = "127.0.0.1", .remote_port = relay_listener.local_port()}),
         client_ctx);
-    c << "hello from the client\n" << std::flush;
+    c << "hello from the client\nand a second line\n" << std::flush;
     std::string line;
     std::getline(c, line);
     c.close();
@@ -82,69 +94,33 @@ int main(int argc, char** argv) {
   fs::create_directories(dir / "server");
   fs::create_directories(dir / "client");
 
-  auto server_pem = make_self_signed_certificate({});
-  self_signed_options rsa_opts;
-  rsa_opts.key = self_signed_options::key_type::rsa2048;
-  auto rsa_pem = make_self_signed_certificate(rsa_opts);
-  auto client_pem = make_self_signed_certificate({.common_name = "client", .alt_names = {}});
-
-  struct variant {
+  struct pairing {
     const char* name;
-    ssl_options server, client;
-    unsigned char server_config, client_config;  // the first byte each target reads
+    unsigned server, client;  // configurations, configs.hpp
+    unsigned how;             // the high bits of the first byte: how the target reads
   };
-  ssl_options s, c;
-  s.certificate_pem = server_pem;
-  c.ca_pem = server_pem + rsa_pem;
-  c.server_name = "localhost";
-  std::vector<variant> variants;
-  variants.push_back({"tls13-ecdsa", s, c, 0x00, 0x01});
-  {
-    auto s12 = s, c12 = c;
-    s12.max_version = c12.max_version = tls_version::tls1_2;
-    variants.push_back({"tls12-ecdsa", s12, c12, 0x01, 0x02});
-    s12.certificate_pem = rsa_pem;
-    variants.push_back({"tls12-rsa", s12, c12, 0x11, 0x12});
-  }
-  {
-    auto sr = s;
-    sr.certificate_pem = rsa_pem;
-    variants.push_back({"tls13-rsa", sr, c, 0x20, 0x21});
-  }
-  {
-    auto sm = s, cm = c;
-    sm.verify = verify_mode::required;
-    sm.ca_pem = client_pem;
-    cm.certificate_pem = client_pem;
-    variants.push_back({"tls13-mutual", sm, cm, 0x02, 0x03});
-    sm.max_version = cm.max_version = tls_version::tls1_2;
-    variants.push_back({"tls12-mutual", sm, cm, 0x12, 0x13});
-  }
-  {
-    auto sa = s, ca = c;
-    sa.alpn = {"h2", "http/1.1"};
-    ca.alpn = {"http/1.1"};
-    variants.push_back({"tls13-alpn", sa, ca, 0x03, 0x33});
-  }
-  {
-    auto sc = s, cc = c;
-    sc.ciphersuites = cc.ciphersuites = "TLS_CHACHA20_POLY1305_SHA256";
-    variants.push_back({"tls13-chacha", sc, cc, 0x10, 0x31});
-  }
-  for (auto& v : variants) {
-    auto server_ctx = make_ssl_server_context(v.server);
-    auto client_ctx = make_ssl_client_context(v.client);
+  const pairing pairings[] = {
+      {"tls13-ecdsa", 0, 0, 0},  {"tls13-insecure", 0, 1, 1}, {"tls12-ecdsa", 1, 2, 2},
+      {"tls13-mutual", 2, 3, 3}, {"tls13-alpn", 3, 3, 0},     {"tls13-rsa", 4, 0, 1},
+      {"tls12-rsa", 5, 4, 2},    {"tls12-mutual", 6, 6, 3},   {"chacha", 7, 5, 0},
+      {"tls13-pinned", 0, 7, 1},
+  };
+  auto first_byte = [](unsigned config, unsigned how) {
+    return static_cast<unsigned char>(config | how << 4);
+  };
+  for (const auto& p : pairings) {
+    auto server_ctx = fuzzing::server_context(p.server);
+    auto client_ctx = fuzzing::client_context(p.client);
     auto server_listener = make_socket(passive{.local_host = "127.0.0.1"});
     auto relay_listener = make_socket(passive{.local_host = "127.0.0.1"});
     auto first = converse(server_listener, relay_listener, server_ctx, client_ctx);
-    save(dir / "server" / v.name, v.server_config, first.client_to_server);
-    save(dir / "client" / v.name, v.client_config, first.server_to_client);
-    // The same client again: a resumption (TLS 1.3 ticket or 1.2 session).
+    save(dir / "server" / p.name, first_byte(p.server, p.how), first.client_to_server);
+    save(dir / "client" / p.name, first_byte(p.client, p.how), first.server_to_client);
+    // The same client again: a resumption (TLS 1.3 ticket or 1.2 session ticket).
     auto again = converse(server_listener, relay_listener, server_ctx, client_ctx);
-    auto resumed = std::string(v.name) + "-resumed";
-    save(dir / "server" / resumed, v.server_config, again.client_to_server);
-    save(dir / "client" / resumed, v.client_config, again.server_to_client);
+    save(dir / "server" / (std::string(p.name) + "-resumed"), first_byte(p.server, p.how),
+         again.client_to_server);
   }
-  std::cout << "recorded " << 2 * variants.size() << " conversations in " << dir << "\n";
+  std::cout << "recorded " << 2 * std::size(pairings) << " conversations in " << dir << "\n";
   return 0;
 }
