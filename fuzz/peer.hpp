@@ -4,6 +4,7 @@
 // one input shared by the server and client targets.
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <chrono>
 #include <sslstream/sslstream.hpp>
@@ -35,12 +36,11 @@ inline void send_as_peer(sslstream::socket_stream& raw, const std::uint8_t* data
   raw.shutdown(sslstream::direction::output);
 }
 
-/// Reads to the end of the stream through the binary API; returns the bytes read.
-inline std::size_t read_to_end(sslstream::ssl_stream& s) {
+/// Reads to the end of the stream through the binary API, in pieces of `piece` bytes (at most
+/// 4096); sets `data_read` once a byte arrived, even if an error ends the stream later.
+inline void read_to_end(sslstream::ssl_stream& s, bool& data_read, std::size_t piece = 4096) {
   std::array<std::byte, 4096> buf;
-  std::size_t total = 0;
-  while (auto n = s.read_some(buf)) total += n;
-  return total;
+  while (s.read_some(std::span(buf).first(std::min(piece, buf.size()))) > 0) data_read = true;
 }
 
 /// One fuzz input, for either side: its first byte picks our configuration (low four bits, for
