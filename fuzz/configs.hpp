@@ -6,14 +6,12 @@
 // every process: a recorded client's ticket is accepted when its resumption is replayed.
 #pragma once
 
-#include <openssl/ssl.h>
-
-#include <atomic>
 #include <sslstream/sslstream.hpp>
 #include <string>
 
 #include "credentials.hpp"
 #include "deterministic_rand.hpp"
+#include "progress.hpp"
 
 namespace fuzzing {
 
@@ -85,17 +83,6 @@ inline sslstream::ssl_options client_options(unsigned which) {
       break;
   }
   return o;
-}
-
-/// Set when a handshake of a context passed to watch_handshakes() completes; the targets clear
-/// it before each input and count it after (see tally.hpp).
-inline std::atomic<bool> handshake_done{false};
-
-inline void watch_handshakes(const sslstream::ssl_context& c) {
-  SSL_CTX_set_info_callback(static_cast<SSL_CTX*>(c.native_handle()),
-                            [](const SSL*, int where, int) {
-                              if (where & SSL_CB_HANDSHAKE_DONE) handshake_done = true;
-                            });
 }
 
 inline sslstream::ssl_context server_context(unsigned which) {

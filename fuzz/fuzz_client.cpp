@@ -54,3 +54,9 @@ fuzzing::tally counts("fuzz_client");
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   return fuzzing::one_input(counts, false, data, size, fuzzing::client_context, exercise);
 }
+
+/// Mostly mutates what follows the handshake of a seed that completed it (tail_mutator.hpp).
+extern "C" std::size_t LLVMFuzzerCustomMutator(std::uint8_t* data, std::size_t size,
+                                               std::size_t max_size, unsigned int seed) {
+  return fuzzing::replay_mutator.mutate(data, size, max_size, seed);
+}

@@ -67,3 +67,9 @@ fuzzing::tally counts("fuzz_server");
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   return fuzzing::one_input(counts, true, data, size, context, exercise);
 }
+
+/// Mostly mutates what follows the handshake of a seed that completed it (tail_mutator.hpp).
+extern "C" std::size_t LLVMFuzzerCustomMutator(std::uint8_t* data, std::size_t size,
+                                               std::size_t max_size, unsigned int seed) {
+  return fuzzing::replay_mutator.mutate(data, size, max_size, seed);
+}

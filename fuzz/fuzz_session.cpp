@@ -103,7 +103,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     SSL_set_accept_state(peer.get());
   }
   ssl_context ctx = we_are_server ? server_context(config) : fuzzing::client_context(config);
-  fuzzing::handshake_done = false;
+  fuzzing::clear_progress();
   bool data_read = false;
 
   auto [ours, raw_end] = fuzzing::connection(we_are_server);

@@ -12,6 +12,7 @@
 
 #include "configs.hpp"
 #include "deterministic_rand.hpp"
+#include "tail_mutator.hpp"
 #include "tally.hpp"
 
 namespace fuzzing {
@@ -43,6 +44,9 @@ inline void read_to_end(sslstream::ssl_stream& s, bool& data_read, std::size_t p
   while (s.read_some(std::span(buf).first(std::min(piece, buf.size()))) > 0) data_read = true;
 }
 
+/// The server and client targets' custom mutator (LLVMFuzzerCustomMutator), fed by one_input.
+inline tail_mutator replay_mutator;
+
 /// One fuzz input, for either side: its first byte picks our configuration (low four bits, for
 /// `context`, which returns the ssl_context to use) and how the stream is used (high four bits,
 /// for `exercise`, which sets its bool argument once it read application data); the rest is what
@@ -57,7 +61,7 @@ int one_input(tally& counts, bool we_are_server, const std::uint8_t* data, std::
   unsigned config = data[0] & 0x0f, how = data[0] >> 4;
   sslstream::ssl_context ctx = context(config);
   deterministic_random(we_are_server ? "server" : "client");
-  handshake_done = false;
+  clear_progress();
   bool data_read = false;
   auto [ours, raw] = connection(we_are_server);
   send_as_peer(raw, data + 1, size - 1);
@@ -69,6 +73,8 @@ int one_input(tally& counts, bool we_are_server, const std::uint8_t* data, std::
   } catch (const sslstream::error&) {
   }
   counts.count(handshake_done, data_read);
+  if (handshake_end > 0)
+    replay_mutator.remember({reinterpret_cast<const char*>(data), size}, 1 + handshake_end);
   return 0;
 }
 
