@@ -30,7 +30,7 @@ seed server-keyupdate-flood   00 04 ff 04 ff 00 10 00 07
 seed client-alert             01 00 0a 00 0e 17
 seed server-plain-alert       10 00 0a 00 0a 07 15 03 03 00 02 01 00 07
 seed client-tiny-records      21 0f 40 07
-seed server-input-lines       20 01 18 68 65 6c 6c 6f 20 77 6f 72 6c 64 0a 6e 6f 20 6e 65 77 6c 69 6e 65 07
+seed server-input-lines       20 01 16 68 65 6c 6c 6f 20 77 6f 72 6c 64 0a 6e 6f 20 6e 65 77 6c 69 6e 65 07
 seed server-mutual            04 00 64 00 0d 07
 seed client-mutual-alpn       37 00 64 00 07
 seed server-mutual-tls12      0c 00 64 00 07
@@ -38,3 +38,13 @@ seed client-tls12-writer      c5 00 e8 03 0d 07
 seed server-fin-no-notify     00 00 64 00 08
 seed client-pinned            0f 00 64 00 07
 seed server-chacha-pieces     3e 00 00 10 03 00 07
+seed client-ticket-flood      01 00 10 00 06 ff 00 10 00 07
+seed client-keyupdate-flood   11 04 ff 04 ff 04 ff 00 20 00 0d 07
+seed server-max-record        00 00 00 40 00 01 40 00 00 40 07
+seed server-words-writer      50 00 e8 03 03 01 0d 07
+seed client-pieces-writer     73 00 e8 03 06 02 0d 07
+seed server-zero-then-close   00 00 00 00 07 00 10 00 08
+seed client-cut-first-record  01 00 10 00 0b 03 00 00 10 00
+seed server-cut-in-handshake  00 0b 40 01
+seed client-corrupt-handshake 01 0c 40 00 01 00 10 00 07
+seed server-tls12-keyupdate   a0 00 10 00 03 01 00 10 00 07

@@ -84,6 +84,10 @@ class driver {
 
   void run() {
     try {
+      // Damage first in the script hits the handshake's flights.
+      while (pos_ < script_.size() && (script_[pos_] % 16 == static_cast<unsigned>(op::cut) ||
+                                       script_[pos_] % 16 == static_cast<unsigned>(op::corrupt)))
+        execute(static_cast<op>(u8() % 16));
       if (handshake())
         while (pos_ < script_.size() && execute(static_cast<op>(u8() % 16))) {
         }

@@ -29,7 +29,8 @@ struct ssl_free_deleter {
 SSL_CTX* peer_context(bool peer_is_server, unsigned config, bool tls12);
 
 /// The commands, one byte each (the value modulo 16) followed by their arguments; a missing
-/// argument byte reads as 0.
+/// argument byte reads as 0. They run after the handshake, except `cut` and `corrupt` at the
+/// start of the script, which damage the peer's handshake flights.
 enum class op : unsigned {
   data,             // u16 length: that much application data (words and newlines)
   data_from_input,  // u8 length, then the bytes themselves
