@@ -47,4 +47,8 @@ seed server-zero-then-close   00 00 00 00 07 00 10 00 08
 seed client-cut-first-record  01 00 10 00 0b 03 00 00 10 00
 seed server-cut-in-handshake  00 0b 40 01
 seed client-corrupt-handshake 01 0c 40 00 01 00 10 00 07
+# Found by this target on the library before "close_notify is an end of stream only for a read"
+# (issue 9, defect 2): the writer thread spun on EPIPE past every timeout after the peer's
+# close_notify and RST. Kept as a regression seed.
+seed client-writer-notify-rst 41 07 09
 seed server-tls12-keyupdate   a0 00 10 00 03 01 00 10 00 07
