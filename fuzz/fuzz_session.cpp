@@ -12,7 +12,8 @@
 //   bits 4-5  how we read: 0 read_some, 1 operator>> (echoing each word back unless a writer
 //             thread runs), 2 std::getline, 3 do_handshake and the accessors, then read_some
 //             in 7-byte pieces
-//   bit 6     a second thread writes concurrently (then half-closes) while we read
+//   bit 6     a second thread writes concurrently (then half-closes) while we read; with
+//             how 3 it also calls the accessors between its writes
 //   bit 7     the peer offers at most TLS 1.2
 // The rest is the peer's script (scenario_peer.hpp lists the commands; make-session-seeds.sh
 // writes the seeds). Random sources are deterministic per thread (deterministic_rand.hpp).
@@ -40,6 +41,19 @@ ssl_context server_context(unsigned which) {
   return *c;
 }
 
+/// What a program looks at about a connection; each accessor takes the stream's lock, so
+/// they may run beside a reader and a writer.
+void look_at(ssl_stream& s) {
+  (void)s.protocol_version();
+  (void)s.cipher();
+  (void)s.alpn_protocol();
+  (void)s.session_reused();
+  (void)s.verify_result();
+  (void)s.peer_certificate();
+  std::ostringstream description;
+  description << s;
+}
+
 /// Reads until end of stream (or the error that ends it) the way `how` says.
 void read(ssl_stream& s, unsigned how, bool may_write, bool& data_read) {
   switch (how) {
@@ -57,29 +71,25 @@ void read(ssl_stream& s, unsigned how, bool may_write, bool& data_read) {
       while (std::getline(s, line)) data_read = true;
       break;
     }
-    case 3: {
+    case 3:
       s.do_handshake();
-      (void)s.protocol_version();
-      (void)s.cipher();
-      (void)s.alpn_protocol();
-      (void)s.session_reused();
-      (void)s.verify_result();
-      (void)s.peer_certificate();
-      std::ostringstream description;
-      description << s;
+      look_at(s);
       fuzzing::read_to_end(s, data_read, 7);
       break;
-    }
   }
 }
 
-/// The concurrent writer: a few writes, then a half close, while the other thread reads.
-void write_concurrently(ssl_stream& s) {
+/// The concurrent writer: a few writes, then a half close, while the other thread reads; with
+/// `look`, it calls the accessors between the writes too.
+void write_concurrently(ssl_stream& s, bool look) {
   fuzzing::deterministic_random("writer");
   try {
     std::string chunk(1000, 'w');
     chunk.back() = '\n';
-    for (int i = 0; i < 3; ++i) s.write_all(std::as_bytes(std::span(chunk)));
+    for (int i = 0; i < 3; ++i) {
+      s.write_all(std::as_bytes(std::span(chunk)));
+      if (look) look_at(s);
+    }
     s.shutdown(direction::output);
   } catch (const sslstream::error&) {
   }
@@ -119,7 +129,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                            : make_ssl_client_stream(std::move(ours), ctx);
     s.set_timeout(std::chrono::seconds(5));  // never reached: the peer always ends its output
     std::thread second;
-    if (writer) second = std::thread(write_concurrently, std::ref(s));
+    if (writer) second = std::thread(write_concurrently, std::ref(s), how == 3);
     try {
       read(s, how, !writer, data_read);
     } catch (const sslstream::error&) {

@@ -43,6 +43,7 @@ seed client-keyupdate-flood   11 04 ff 04 ff 04 ff 00 20 00 0d 07
 seed server-max-record        00 00 00 40 00 01 40 00 00 40 07
 seed server-words-writer      50 00 e8 03 03 01 0d 07
 seed client-pieces-writer     73 00 e8 03 06 02 0d 07
+seed client-look-beside-reader 71 06 05 00 10 00 0d 06 05 07
 seed server-zero-then-close   00 00 00 00 07 00 10 00 08
 seed client-cut-first-record  01 00 10 00 0b 03 00 00 10 00
 seed server-cut-in-handshake  00 0b 40 01
