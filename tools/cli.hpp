@@ -30,6 +30,7 @@ struct tls_flags {
   std::string cert, key, password, ca_file, ca_dir, min_version, max_version, ciphers, ciphersuites,
       alpn, keylog, verify, server_name, pin;
   bool insecure = false;
+  bool allow_truncation = false;  ///< the relay accepts a close without close_notify after ours
   bool verbose = false;
   bool quiet = false;
   double idle_timeout = 0;
@@ -60,8 +61,12 @@ int guarded(const std::string& cmd, const phase& at, const tls_flags* flags,
 void print_handshake(sslstream::ssl_stream& s, const std::string& who);
 
 /// Relays stdin to the stream and the stream to stdout, each direction on its own until it
-/// ends (TLS half close); returns once both are closed.
-void relay_stdio(sslstream::ssl_stream& s, bool quiet);
+/// ends (TLS half close); returns once both are closed. stdout is closed as soon as the peer's
+/// close_notify arrives. A peer that closes without close_notify is an error (truncated) even
+/// after ours, unless f.allow_truncation.
+void relay_stdio(sslstream::ssl_stream& s, const tls_flags& f);
+/// --allow-truncation, for the commands that relay.
+void add_allow_truncation(CLI::App& app, tls_flags& f);
 
 /// A process serving many connections needs more descriptors than the usual soft limit of
 /// 1024: takes what the hard limit allows, as Go's runtime does for every program. Returns the

@@ -1,4 +1,5 @@
 // Shared by the subcommands: TLS flags, exit statuses, one-line errors, the stdio relay.
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -245,7 +246,30 @@ void write_fd(int fd, const std::byte* p, std::size_t n) {
 
 }  // namespace
 
-void relay_stdio(ssl_stream& s, bool quiet) {
+void add_allow_truncation(CLI::App& app, tls_flags& f) {
+  app.add_flag("--allow-truncation", f.allow_truncation,
+               "accept a peer that closes without close_notify after ours (gnutls-cli, some "
+               "HTTP/1.0 servers); otherwise that is exit 5, the data may be truncated");
+}
+
+namespace {
+
+/// The peer's close_notify came: nothing more will be written to stdout, so close it now (a
+/// reader of our output sees its end without waiting for our stdin to end). /dev/null takes
+/// its place, so descriptor 1 is never reused by a socket or file opened later.
+void end_stdout() {
+  int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (null < 0) {
+    ::close(1);
+    return;
+  }
+  ::dup2(null, 1);
+  ::close(null);
+}
+
+}  // namespace
+
+void relay_stdio(ssl_stream& s, const tls_flags& f) {
   int stop[2];
   if (::pipe(stop) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
   std::exception_ptr up_error;
@@ -282,14 +306,23 @@ void relay_stdio(ssl_stream& s, bool quiet) {
   try {
     std::vector<std::byte> buf(1 << 16);
     while (auto n = s.read_some(buf)) write_fd(1, buf.data(), n);
+    end_stdout();
   } catch (const tls_error& e) {
     // Some peers (gnutls-cli among them) answer our close_notify by closing the connection
-    // without one of their own. After we have said goodbye, that is the end of the session,
-    // not an error; say so rather than fail, since bytes cut off here would go unnoticed.
-    if (closed_ours && e.code() == make_error_code(errc::truncated)) {
-      if (!quiet)
+    // without one of their own. That is indistinguishable from an attacker cutting the reply
+    // short, so it is an error unless the user said this peer closes that way.
+    bool after_ours = closed_ours && e.code() == make_error_code(errc::truncated);
+    if (after_ours && f.allow_truncation) {
+      if (!f.quiet)
         std::cerr << "sslstream: note: the peer closed the connection after our close_notify "
-                     "without sending its own\n";
+                     "without sending its own (accepted: --allow-truncation)\n";
+      end_stdout();
+    } else if (after_ours) {
+      down_error = std::make_exception_ptr(tls_error(
+          e.code(), e.identifier(),
+          "the peer closed the connection after our close_notify without sending its own: "
+          "the data it sent may be truncated (pass --allow-truncation if this peer always "
+          "closes this way)"));
     } else {
       down_error = std::current_exception();
     }

@@ -58,7 +58,7 @@ int run_connect(const connect_flags& f) {
     auto tls = open(f, at, false);
     if (f.tls.verbose) print_handshake(tls, "connect");
     at = phase::transfer;
-    relay_stdio(tls, f.tls.quiet);
+    relay_stdio(tls, f.tls);
     return ok;
   });
 }
@@ -111,12 +111,15 @@ void add_connect(CLI::App& app, command& chosen) {
   auto* sub = app.add_subcommand(
       "connect", "connect with TLS and relay stdin to the server, the server to stdout");
   add_common(*sub, *f);
+  add_allow_truncation(*sub, f->tls);
   sub->footer(
       "Examples:\n  printf 'GET / HTTP/1.0\\r\\nHost: example.com\\r\\n\\r\\n' | sslstream connect "
       "example.com 443\n"
       "  sslstream connect localhost 8443 --ca-file server.pem\n"
       "  sslstream connect localhost 8443 --pin sha256:<fingerprint from listen>\n"
-      "  sslstream connect db.internal 5433 --cert client.pem --key client.key --ca-file ca.pem");
+      "  sslstream connect db.internal 5433 --cert client.pem --key client.key --ca-file ca.pem\n"
+      "  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | sslstream connect old.example 443 "
+      "--allow-truncation");
   sub->callback([f, &chosen] { chosen = {[f] { return run_connect(*f); }, &f->tls, false}; });
 }
 

@@ -87,7 +87,7 @@ int run(const listen_flags& f) {
       if (f.echo)
         echo(tls);
       else
-        relay_stdio(tls, f.tls.quiet);
+        relay_stdio(tls, f.tls);
       return ok;
     }
 
@@ -110,8 +110,9 @@ void add_listen(CLI::App& app, command& chosen) {
   sub->add_option("--port", f->port, "port (default 0: chosen by the system)")
       ->check(whole_number(0, 65535));
   sub->add_option("--port-file", f->port_file, "write the port to FILE once listening");
-  sub->add_flag("--keep-open", f->keep_open, "serve connections concurrently until stopped");
-  sub->add_flag("--echo", f->echo, "send each connection's bytes back to it");
+  auto* keep_open =
+      sub->add_flag("--keep-open", f->keep_open, "serve connections concurrently until stopped");
+  auto* echo = sub->add_flag("--echo", f->echo, "send each connection's bytes back to it");
   sub->add_option("--max-connections", f->max_connections,
                   "with --keep-open: stop after N connections")
       ->check(whole_number(0, 4294967295));
@@ -119,10 +120,14 @@ void add_listen(CLI::App& app, command& chosen) {
                   "drop clients that take longer than S seconds to handshake (default 30)")
       ->check(seconds_value());
   add_tls_flags(*sub, f->tls, true);
+  // Only the stdin/stdout relay of one connection sends close_notify first.
+  add_allow_truncation(*sub, f->tls);
+  sub->get_option("--allow-truncation")->excludes(keep_open)->excludes(echo);
   sub->footer(
       "Examples:\n  sslstream listen --port 8443 --echo --keep-open\n"
       "  sslstream listen --cert server.pem --port 8443 < reply.txt\n"
-      "  sslstream listen --cert server.pem --verify required --ca-file clients-ca.pem");
+      "  sslstream listen --cert server.pem --verify required --ca-file clients-ca.pem\n"
+      "  sslstream listen --cert server.pem --allow-truncation < reply.txt   # for gnutls-cli");
   sub->callback([f, &chosen] { chosen = {[f] { return run(*f); }, &f->tls, true}; });
 }
 
