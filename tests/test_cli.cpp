@@ -110,8 +110,9 @@ TEST(Cli, PinningTheSelfSignedCertificateOfListen) {
 TEST(Cli, AWrongPinSendsTheServerNothing) {
   // Before: the pin was compared after the handshake, so an unpinned server had completed it
   // and received our client certificate. Now it gets a bad_certificate alert inside it.
-  process srv(cmd({"listen", "--cert", cert("server-rsa.pem"), "--key", cert("server-rsa.key"),
-                   "--verify", "optional", "--ca-file", ca(), "-v"}));
+  process srv(
+      cmd({"listen", "--cert", cert("server-rsa.pem"), "--key", cert("server-rsa.key"), "--verify",
+           "optional", "--ca-file", ca(), "-v", "--exit-on-handshake-failure"}));
   auto p = std::to_string(listening(srv));
   auto r = run(cmd({"connect", "localhost", p, "--pin", "sha256:" + std::string(64, 'a'), "--cert",
                     cert("client-ec.pem"), "--key", cert("client-ec.key")}),
@@ -249,12 +250,14 @@ trap 'kill $lp 2>/dev/null; rm -rf "$dir"' EXIT
 gen() { openssl enc -aes-128-ctr -K "$1" -iv 00000000000000000000000000000000 -nosalt < /dev/zero 2>/dev/null | head -c 1073741824; }
 A=000102030405060708090a0b0c0d0e0f
 B=f0e0d0c0b0a090807060504030201000
-gen $A | "$SSLSTREAM" listen -q --port-file "$dir/port" --cert "$COMBINED" | sha256sum > "$dir/listen.sum" &
+# In a subshell of its own, so that listen's exit status is seen (PIPESTATUS), not sha256sum's.
+(gen $A | timeout 200 "$SSLSTREAM" listen -q --port-file "$dir/port" --cert "$COMBINED" | sha256sum > "$dir/listen.sum"
+ echo "listen=${PIPESTATUS[1]}" > "$dir/listen.status") &
 lp=$!
 for i in $(seq 200); do [ -s "$dir/port" ] && break; sleep 0.05; done
 gen $B | timeout 100 "$SSLSTREAM" connect -q localhost "$(cat "$dir/port")" --ca-file "$CA" | sha256sum > "$dir/connect.sum"
 echo "connect=${PIPESTATUS[1]}"
-wait $lp; echo "listen=$?"
+wait $lp; cat "$dir/listen.status"
 echo "A=$(gen $A | sha256sum | cut -c1-64) B=$(gen $B | sha256sum | cut -c1-64)"
 echo "listen got $(cut -c1-64 "$dir/listen.sum") connect got $(cut -c1-64 "$dir/connect.sum")"
 )SH",
@@ -579,7 +582,7 @@ TEST(CliErrors, VerificationFailuresOfEachKind) {
 }
 
 TEST(CliErrors, PlainTextClientToListen) {
-  process srv(cmd({"listen", "--cert", cert("combined.pem")}));
+  process srv(cmd({"listen", "--cert", cert("combined.pem"), "--exit-on-handshake-failure"}));
   auto p = listening(srv);
   auto c = make_socket(active{.remote_host = "127.0.0.1", .remote_port = p});
   c << "GET / HTTP/1.0\r\n\r\n" << std::flush;
@@ -588,7 +591,8 @@ TEST(CliErrors, PlainTextClientToListen) {
 }
 
 TEST(CliErrors, HandshakeTimeoutDropsSilentClients) {
-  process srv(cmd({"listen", "--cert", cert("combined.pem"), "--handshake-timeout", "0.3"}));
+  process srv(cmd({"listen", "--cert", cert("combined.pem"), "--handshake-timeout", "0.3",
+                   "--exit-on-handshake-failure"}));
   auto p = listening(srv);
   auto idle = make_socket(active{.remote_host = "127.0.0.1", .remote_port = p});  // says nothing
   EXPECT_EQ(srv.wait(20s), 4) << srv.output();

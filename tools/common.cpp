@@ -2,6 +2,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -71,8 +72,11 @@ void add_tls_flags(CLI::App& app, tls_flags& f, bool server) {
   app.add_option("--cert", f.cert,
                  server ? "certificate (PEM), optionally followed by its key"
                         : "client certificate (PEM) for mutual TLS");
-  app.add_option("--key", f.key, "private key (PEM) when it is not in the --cert file");
-  app.add_option("--password", f.password, "password of an encrypted private key");
+  auto* cert = app.get_option("--cert");
+  // Without --cert there is no key to load: a --key or --password would be silently ignored.
+  app.add_option("--key", f.key, "private key (PEM) when it is not in the --cert file")
+      ->needs(cert);
+  app.add_option("--password", f.password, "password of an encrypted private key")->needs(cert);
   if (server)
     app.add_option("--verify", f.verify, "client certificates: none (default), optional, required")
         ->check(CLI::IsMember({"none", "optional", "required"}));
@@ -97,8 +101,11 @@ void add_tls_flags(CLI::App& app, tls_flags& f, bool server) {
   if (!server) {
     app.add_flag("--insecure", f.insecure, "do not verify the server (anyone can intercept)");
     app.add_option("--server-name", f.server_name, "name to send (SNI) and verify");
-    app.add_option("--pin", f.pin,
-                   "accept exactly the certificate with this sha256:HEX fingerprint");
+    app.add_option("--pin", f.pins,
+                   "accept exactly the certificate with this sha256:HEX fingerprint; repeat it "
+                   "to accept any of several (key rotation)")
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   }
 }
 
@@ -138,7 +145,7 @@ ssl_options to_options(const tls_flags& f, bool server) {
   if (f.verify == "optional") o.verify = verify_mode::optional;
   if (f.verify == "required") o.verify = verify_mode::required;
   if (!server && f.insecure) o.verify = verify_mode::none;
-  if (!f.pin.empty()) o.pinned_sha256 = {f.pin};
+  o.pinned_sha256 = f.pins;
   if (!f.keylog.empty()) {
     auto file = std::make_shared<std::ofstream>(f.keylog, std::ios::app);
     if (!*file)
@@ -182,7 +189,7 @@ std::string in_flag_words(std::string s) {
 
 }  // namespace
 
-int report(const std::string& cmd, phase at, const std::exception& e, const tls_flags*) {
+failure explain(phase at, const std::exception& e) {
   int status = other;
   std::string msg = in_flag_words(e.what());
   if (auto* v = dynamic_cast<const verify_error*>(&e)) {
@@ -203,8 +210,13 @@ int report(const std::string& cmd, phase at, const std::exception& e, const tls_
   } else if (dynamic_cast<const socket_error*>(&e)) {
     status = at == phase::transfer ? broken : at == phase::handshake ? handshake : no_connect;
   }
-  std::cerr << "sslstream " << cmd << ": " << msg << '\n';
-  return status;
+  return {status, msg};
+}
+
+int report(const std::string& cmd, phase at, const std::exception& e, const tls_flags*) {
+  auto f = explain(at, e);
+  std::cerr << "sslstream " << cmd << ": " << f.message << '\n';
+  return f.status;
 }
 
 int guarded(const std::string& cmd, const phase& at, const tls_flags* flags,
@@ -230,21 +242,26 @@ void print_handshake(ssl_stream& s, const std::string& who) {
   std::cerr << who << ": verify result " << v.code << " (" << v.text << ")\n";
 }
 
-namespace {
-
-void write_fd(int fd, const std::byte* p, std::size_t n) {
-  while (n > 0) {
-    auto w = ::write(fd, p, n);
+void write_stdout(std::span<const std::byte> data) {
+  while (!data.empty()) {
+    auto w = ::write(1, data.data(), data.size());
     if (w < 0) {
       if (errno == EINTR) continue;
       throw std::system_error(errno, std::generic_category(), "write to standard output");
     }
-    p += w;
-    n -= static_cast<std::size_t>(w);
+    data = data.subspan(static_cast<std::size_t>(w));
   }
 }
 
-}  // namespace
+void abort_connection(ssl_stream& s) noexcept {
+  int fd = s.native_handle();
+  if (fd < 0) return;
+  // The FIN goes out before any close_notify can (the stream's destructor would send one on a
+  // healthy connection), and closing with a zero linger then resets the connection.
+  linger l{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  ::shutdown(fd, SHUT_RDWR);
+}
 
 void add_allow_truncation(CLI::App& app, tls_flags& f) {
   app.add_flag("--allow-truncation", f.allow_truncation,
@@ -303,9 +320,14 @@ void relay_stdio(ssl_stream& s, const tls_flags& f) {
   // peer -> stdout until the peer's close_notify. A failure here ends both directions; a clean
   // end waits for stdin's end too, so neither direction cuts the other short.
   std::exception_ptr down_error;
+  bool output_failed = false;
   try {
     std::vector<std::byte> buf(1 << 16);
-    while (auto n = s.read_some(buf)) write_fd(1, buf.data(), n);
+    while (auto n = s.read_some(buf)) {
+      output_failed = true;
+      write_stdout(std::span(buf).first(n));
+      output_failed = false;
+    }
     end_stdout();
   } catch (const tls_error& e) {
     // Some peers (gnutls-cli among them) answer our close_notify by closing the connection
@@ -336,6 +358,8 @@ void relay_stdio(ssl_stream& s, const tls_flags& f) {
   up.join();
   ::close(stop[0]);
   ::close(stop[1]);
+  // Bytes the peer sent were lost: it must not see a clean end.
+  if (output_failed) abort_connection(s);
   if (down_error) std::rethrow_exception(down_error);
   if (up_error) std::rethrow_exception(up_error);
 }

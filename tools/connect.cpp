@@ -87,8 +87,8 @@ int run_info(const connect_flags& f) {
                 << "  sha256: " << c.fingerprint_sha256() << '\n';
     }
     auto v = tls.verify_result();
-    bool trusted = v.code == 0 && !f.tls.insecure && f.tls.pin.empty() && f.tls.verify != "none";
-    if (!f.tls.pin.empty())
+    bool trusted = v.code == 0 && !f.tls.insecure && f.tls.pins.empty() && f.tls.verify != "none";
+    if (!f.tls.pins.empty())
       std::cout << "verify: pinned certificate matches\n";
     else if (f.tls.insecure || f.tls.verify == "none")
       std::cout << "verify: not verified (--insecure)\n";
@@ -98,7 +98,7 @@ int run_info(const connect_flags& f) {
     else
       std::cout << "verify: FAILED (" << v.code << "): " << v.text << '\n';
     tls.close();
-    return (v.code != 0 && !f.tls.insecure && f.tls.pin.empty() && f.tls.verify != "none")
+    return (v.code != 0 && !f.tls.insecure && f.tls.pins.empty() && f.tls.verify != "none")
                ? handshake
                : ok;
   });

@@ -131,6 +131,15 @@ class server {
     return ::poll(&p, 1, 0) == 1;
   }
 
+  /// True once stdout failed: every connection is then ended with an error, and no new one
+  /// accepted.
+  bool output_failed() const { return output_failed_; }
+  /// The write error that made output_failed() true.
+  std::exception_ptr output_error() {
+    std::lock_guard lk(out_);
+    return output_error_;
+  }
+
   /// Waits until every connection has ended.
   void drain() {
     std::unique_lock lk(m_);
@@ -184,7 +193,7 @@ class server {
       }
       // A short wait bounds how late a timeout is noticed; parking needs no wake-up.
       int n = ::epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 100);
-      std::vector<std::unique_ptr<connection>> ready, expired;
+      std::vector<std::unique_ptr<connection>> ready, expired, aborted;
       {
         std::lock_guard lk(m_);
         for (int i = 0; i < n; ++i) {
@@ -200,8 +209,13 @@ class server {
         }
         if (now >= next_sweep_) {  // timeouts are in seconds: a sweep every 100 ms is enough
           next_sweep_ = now + std::chrono::milliseconds(100);
+          bool failed = output_failed();
           for (auto it = parked_.begin(); it != parked_.end();) {
-            if (it->second.until <= now) {
+            if (failed) {
+              abort_connection(it->second.c->s);
+              aborted.push_back(std::move(it->second.c));
+              it = parked_.erase(it);
+            } else if (it->second.until <= now) {
               expired.push_back(std::move(it->second.c));
               it = parked_.erase(it);
             } else {
@@ -211,6 +225,7 @@ class server {
         }
       }
       for (auto& c : expired) drop(std::move(c));
+      for (auto& c : aborted) end(std::move(c));
       for (auto& c : ready) pool_.submit(std::move(c));
     }
   }
@@ -259,23 +274,43 @@ class server {
           done = true;
         } else if (o_.echo) {
           s.write_all(buf.first(n));
-        } else {
-          static std::mutex out;
-          std::lock_guard lk(out);  // whole reads at a time, so connections do not interleave
-          std::fwrite(buf.data(), 1, n, stdout);
-          std::fflush(stdout);
+        } else if (!to_stdout(buf.first(n))) {
+          abort_connection(s);  // its bytes were lost: the client must not see a clean end
+          done = true;
         }
       }
     } catch (const std::exception& e) {
       if (!o_.tls->quiet) report("listen", at, e, o_.tls);
       done = true;
     }
+    if (!done && output_failed()) {
+      abort_connection(c->s);
+      done = true;
+    }
     if (done) return end(std::move(c));
     park(std::move(c), limit_after(o_.idle_timeout));
   }
 
+  /// Copies a connection's bytes to stdout, whole reads at a time so that connections do not
+  /// interleave. False once stdout has failed (now or before): then nothing more is written.
+  bool to_stdout(std::span<const std::byte> data) {
+    std::lock_guard lk(out_);
+    if (output_error_) return false;
+    try {
+      write_stdout(data);
+      return true;
+    } catch (const std::system_error&) {
+      output_error_ = std::current_exception();
+      output_failed_ = true;
+      return false;
+    }
+  }
+
   const ssl_context& ctx_;
   const keep_open_options& o_;
+  std::mutex out_;
+  std::exception_ptr output_error_;  // the first failed write to stdout
+  std::atomic<bool> output_failed_{false};
   int ep_ = -1;
   std::mutex m_;
   std::condition_variable ended_;
@@ -295,9 +330,13 @@ void serve_keep_open(passive_socket& listener, const ssl_context& ctx, const kee
   raise_descriptor_limit();
   server srv(ctx, o);
   ready();
-  for (unsigned served = 0; o.max_connections == 0 || served < o.max_connections;) {
+  // Accepts wake up now and then to see whether stdout has failed.
+  for (unsigned served = 0;
+       (o.max_connections == 0 || served < o.max_connections) && !srv.output_failed();) {
     try {
-      srv.accepted(listener.accept_connection());
+      auto sock = listener.accept_connection(std::chrono::milliseconds(200));
+      if (!sock) continue;
+      srv.accepted(std::move(*sock));
       ++served;
     } catch (const socket_error& e) {
       // Out of descriptors or memory: pause and retry, so that a flood of clients slows the
@@ -311,7 +350,16 @@ void serve_keep_open(passive_socket& listener, const ssl_context& ctx, const kee
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
+  if (srv.output_failed()) listener.close();  // waiting clients are refused, not left hanging
   srv.drain();
+  if (auto e = srv.output_error()) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::system_error& err) {
+      throw std::runtime_error(std::string(err.what()) +
+                               ": every connection was ended with an error");
+    }
+  }
 }
 
 }  // namespace cli

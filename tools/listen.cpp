@@ -26,6 +26,7 @@ struct listen_flags {
   std::string port_file;
   bool keep_open = false;
   bool echo = false;
+  bool exit_on_handshake_failure = false;
   unsigned max_connections = 0;
   double handshake_timeout = 30;
   tls_flags tls;
@@ -48,6 +49,31 @@ void echo(ssl_stream& s) {
   std::vector<std::byte> buf(1 << 16);
   while (auto n = s.read_some(buf)) s.write_all(std::span(buf).first(n));
   s.close();
+}
+
+/// The first connection whose handshake completes. One that fails (a TCP health check that
+/// connects and closes, a port scanner, a client that gives up) is reported and the next one
+/// is awaited, unless --exit-on-handshake-failure.
+ssl_stream first_handshake(passive_socket& listener, const ssl_context& ctx, const listen_flags& f,
+                           phase& at) {
+  for (;;) {
+    at = phase::connect;
+    auto sock = listener.accept_connection();
+    at = phase::handshake;
+    std::string peer = sock.remote_host() + ':' + std::to_string(sock.remote_port());
+    auto tls = make_ssl_server_stream(std::move(sock), ctx);
+    tls.set_timeout(seconds(f.handshake_timeout));
+    try {
+      tls.do_handshake();
+      return tls;
+    } catch (const sslstream::error& e) {
+      if (f.exit_on_handshake_failure || dynamic_cast<const config_error*>(&e)) throw;
+      if (!f.tls.quiet)
+        std::cerr << "sslstream listen: " << peer << ": " << explain(at, e).message
+                  << " (waiting for the next connection; --exit-on-handshake-failure stops "
+                     "here)\n";
+    }
+  }
 }
 
 int run(const listen_flags& f) {
@@ -75,12 +101,8 @@ int run(const listen_flags& f) {
 
     if (!f.keep_open) {
       announce();
-      auto sock = listener.accept_connection();
+      auto tls = first_handshake(listener, ctx, f, at);
       listener.close();
-      at = phase::handshake;
-      auto tls = make_ssl_server_stream(std::move(sock), ctx);
-      tls.set_timeout(seconds(f.handshake_timeout));
-      tls.do_handshake();
       if (f.tls.verbose) print_handshake(tls, "listen");
       at = phase::transfer;
       tls.set_timeout(seconds(f.tls.idle_timeout));
@@ -115,7 +137,12 @@ void add_listen(CLI::App& app, command& chosen) {
   auto* echo = sub->add_flag("--echo", f->echo, "send each connection's bytes back to it");
   sub->add_option("--max-connections", f->max_connections,
                   "with --keep-open: stop after N connections")
-      ->check(whole_number(0, 4294967295));
+      ->check(whole_number(0, 4294967295))
+      ->needs(keep_open);
+  sub->add_flag("--exit-on-handshake-failure", f->exit_on_handshake_failure,
+                "without --keep-open: exit 4 if the first connection's handshake fails, instead "
+                "of waiting for a client that completes one")
+      ->excludes(keep_open);
   sub->add_option("--handshake-timeout", f->handshake_timeout,
                   "drop clients that take longer than S seconds to handshake (default 30)")
       ->check(seconds_value());
@@ -127,7 +154,8 @@ void add_listen(CLI::App& app, command& chosen) {
       "Examples:\n  sslstream listen --port 8443 --echo --keep-open\n"
       "  sslstream listen --cert server.pem --port 8443 < reply.txt\n"
       "  sslstream listen --cert server.pem --verify required --ca-file clients-ca.pem\n"
-      "  sslstream listen --cert server.pem --allow-truncation < reply.txt   # for gnutls-cli");
+      "  sslstream listen --cert server.pem --allow-truncation < reply.txt   # for gnutls-cli\n"
+      "  sslstream listen --cert server.pem --exit-on-handshake-failure < reply.txt");
   sub->callback([f, &chosen] { chosen = {[f] { return run(*f); }, &f->tls, true}; });
 }
 
