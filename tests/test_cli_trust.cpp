@@ -2,8 +2,13 @@
 // could not be delivered, secrets and files, and the messages it prints — each against a real
 // peer or the tool itself as a process, with the exit status and the message checked.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
+#include <thread>
 
 #include "cli_run.hpp"
 #include "loopback.hpp"
@@ -15,6 +20,33 @@ using namespace std::chrono_literals;
 namespace {
 
 std::string ca() { return cert("ca.pem"); }
+
+namespace fs = std::filesystem;
+
+/// A fresh directory, removed with everything in it at the end of the test.
+struct temp_dir {
+  fs::path path;
+  explicit temp_dir(const std::string& name)
+      : path(fs::temp_directory_path() / ("sslstream-" + name + "-" + std::to_string(::getpid()))) {
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~temp_dir() { fs::remove_all(path); }
+  std::string operator/(const std::string& file) const { return (path / file).string(); }
+};
+
+std::string contents(const std::string& file) {
+  std::ifstream in(file);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+void write(const std::string& file, const std::string& text) { std::ofstream(file) << text; }
+
+fs::perms mode(const std::string& file) { return fs::status(file).permissions() & fs::perms::all; }
+
+const fs::perms owner_only = fs::perms::owner_read | fs::perms::owner_write;
 
 /// A Python ssl server that serves `count` connections the way some HTTP/1.0 servers and
 /// gnutls-cli do: reads the request to the client's close_notify, sends a reply, and closes the
@@ -262,4 +294,162 @@ TEST(CliTrust, OneConnectionListenOutlivesAHealthCheck) {
   auto sp = listening(strict);
   make_socket(active{.remote_host = "127.0.0.1", .remote_port = sp}).close();
   EXPECT_EQ(strict.wait(20s), 4) << strict.output();
+}
+
+// --- secrets and files (item 9) --------------------------------------------------------------
+
+TEST(CliTrust, KeylogIsPrivateAndNeverWrittenThroughASymlink) {
+  // Before: created 0644 (umask 022), and a symlink at the path was followed.
+  temp_dir dir("keylog");
+  process srv(cmd({"listen", "--cert", cert("combined.pem"), "--keep-open", "--echo",
+                   "--max-connections", "2"}));
+  auto p = std::to_string(listening(srv));
+  auto log = dir / "keys.log";
+  auto r = run(cmd({"connect", "localhost", p, "--ca-file", ca(), "--keylog", log}), "k\n");
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(mode(log), owner_only);
+  EXPECT_TRUE(contents(log).find("CLIENT_TRAFFIC_SECRET_0 ") != std::string::npos) << contents(log);
+
+  auto victim = dir / "victim";
+  write(victim, "not yours\n");
+  fs::create_symlink(victim, dir / "planted.log");
+  auto planted =
+      run(cmd({"connect", "localhost", p, "--ca-file", ca(), "--keylog", dir / "planted.log"}));
+  EXPECT_EQ(planted.status, 2) << planted.output;
+  EXPECT_TRUE(
+      says(planted, "--keylog: cannot open '" + (dir / "planted.log") + "': it is a symlink"))
+      << planted.output;
+  EXPECT_EQ(contents(victim), "not yours\n");
+
+  // An existing log others could read is made private before a secret goes into it.
+  auto old = dir / "old.log";
+  write(old, "");
+  fs::permissions(old, fs::perms::owner_read | fs::perms::owner_write | fs::perms::group_read |
+                           fs::perms::others_read);
+  auto again = run(cmd({"connect", "localhost", p, "--ca-file", ca(), "--keylog", old}), "k\n");
+  EXPECT_EQ(again.status, 0) << again.output;
+  EXPECT_EQ(mode(old), owner_only);
+  EXPECT_EQ(srv.wait(), 0) << srv.output();
+}
+
+TEST(CliTrust, PasswordFromAFileOrTheEnvironment) {
+  // --password is visible in ps; the key's password can come from a file or a variable. A
+  // listen that gets as far as its port (taken here: exit 3) has decrypted the key.
+  temp_dir dir("password");
+  write(dir / "good", "secret\n");
+  write(dir / "bad", "wrong\n");
+  auto busy = make_socket(passive{.local_host = "127.0.0.1"});
+  auto port = std::to_string(busy.local_port());
+  auto listen = [&](std::vector<std::string> extra, std::vector<std::string> env = {}) {
+    std::vector<std::string> argv{"env"};
+    argv.insert(argv.end(), env.begin(), env.end());
+    for (auto a : {cli_binary, std::string("listen"), std::string("--cert"), cert("server-rsa.pem"),
+                   std::string("--key"), cert("server-enc.key"), std::string("--host"),
+                   std::string("127.0.0.1"), std::string("--port"), port})
+      argv.push_back(a);
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    return run(argv, "", 10s);
+  };
+  struct row {
+    std::vector<std::string> extra, env;
+    int status;
+    std::string message;
+  } rows[] = {
+      {{"--password-file", dir / "good"}, {}, 3, "Address already in use"},
+      {{"--password-env", "KEY_PASS"}, {"KEY_PASS=secret"}, 3, "Address already in use"},
+      {{"--password-file", dir / "bad"}, {}, 2, "wrong password"},
+      {{"--password-env", "KEY_PASS"}, {"KEY_PASS=wrong"}, 2, "wrong password"},
+      {{"--password-file", dir / "missing"},
+       {},
+       2,
+       "--password-file: cannot read '" + (dir / "missing") + "': No such file"},
+      {{"--password-env", "KEY_PASS_UNSET"},
+       {},
+       2,
+       "--password-env: the environment variable 'KEY_PASS_UNSET' is not set"},
+      {{"--password", "secret", "--password-file", dir / "good"}, {}, 2, "excludes"},
+      {{"--password-env", "A", "--password-file", dir / "good"}, {}, 2, "excludes"},
+      {{}, {}, 2, "--password, --password-file or --password-env"},
+  };
+  for (const auto& row : rows) {
+    auto r = listen(row.extra, row.env);
+    EXPECT_EQ(r.status, row.status) << r.output;
+    EXPECT_TRUE(says(r, row.message)) << r.output;
+  }
+  // connect and info take them too (an encrypted client key), and need --cert like --password.
+  for (std::string sub : {"connect", "info"}) {
+    auto r = run(cmd({sub, "localhost", "1", "--password-file", dir / "good"}));
+    EXPECT_EQ(r.status, 2) << r.output;
+    EXPECT_TRUE(says(r, "--password-file requires --cert")) << r.output;
+    auto e = run(cmd({sub, "localhost", "1", "--cert", cert("client-ec.pem"), "--key",
+                      cert("client-ec.key"), "--password-env", "KEY_PASS_UNSET"}));
+    EXPECT_EQ(e.status, 2) << e.output;
+    EXPECT_TRUE(says(e, "'KEY_PASS_UNSET' is not set")) << e.output;
+  }
+}
+
+TEST(CliTrust, CertOutIsExclusiveNeverFollowsASymlinkAndDashIsStdout) {
+  // Before: `--out -` wrote a file named "-", an existing file was overwritten without a word,
+  // and a symlink at the path was followed (the key went wherever it pointed).
+  temp_dir dir("certout");
+  auto out = dir / "server.pem";
+  ASSERT_EQ(run(cmd({"cert", "--out", out, "-q"})).status, 0);
+  auto first = contents(out);
+  auto again = run(cmd({"cert", "--out", out}));
+  EXPECT_EQ(again.status, 2) << again.output;
+  EXPECT_TRUE(says(again, "--out: '" + out + "' already exists: pass --force to replace it"))
+      << again.output;
+  EXPECT_EQ(contents(out), first);
+  auto forced = run(cmd({"cert", "--out", out, "--force", "-q"}));
+  EXPECT_EQ(forced.status, 0) << forced.output;
+  EXPECT_NE(contents(out), first);
+  EXPECT_EQ(mode(out), owner_only);
+
+  auto victim = dir / "victim";
+  write(victim, "not yours\n");
+  auto link = dir / "planted.pem";
+  fs::create_symlink(victim, link);
+  auto planted = run(cmd({"cert", "--out", link}));
+  EXPECT_EQ(planted.status, 2) << planted.output;
+  EXPECT_TRUE(says(planted, "already exists")) << planted.output;
+  auto replaced = run(cmd({"cert", "--out", link, "--force", "-q"}));
+  EXPECT_EQ(replaced.status, 0) << replaced.output;
+  EXPECT_EQ(contents(victim), "not yours\n");  // the link itself was replaced, not its target
+  EXPECT_FALSE(fs::is_symlink(link));
+  EXPECT_EQ(mode(link), owner_only);
+
+  // `--out -`: the PEM on stdout, and no file named "-" anywhere.
+  auto to_stdout =
+      run({"bash", "-c", "cd '" + dir.path.string() + "' && " + cli_binary + " cert --out - -q"});
+  EXPECT_EQ(to_stdout.status, 0) << to_stdout.output;
+  EXPECT_TRUE(says(to_stdout, "-----BEGIN CERTIFICATE-----")) << to_stdout.output;
+  EXPECT_TRUE(says(to_stdout, "PRIVATE KEY-----")) << to_stdout.output;
+  EXPECT_FALSE(fs::exists(dir / "-"));
+
+  auto no_dir = run(cmd({"cert", "--out", dir / "no-such-dir/x.pem"}));
+  EXPECT_EQ(no_dir.status, 2) << no_dir.output;
+  EXPECT_TRUE(says(no_dir, "--out: cannot write '" + (dir / "no-such-dir/x.pem") + "'"))
+      << no_dir.output;
+}
+
+TEST(CliTrust, PortFileIsNeverWrittenThroughASymlink) {
+  // Before: the port went to PATH.tmp with ofstream (following a symlink planted there), then
+  // was renamed into place.
+  temp_dir dir("portfile");
+  auto victim = dir / "victim";
+  write(victim, "not yours\n");
+  auto port_file = dir / "port";
+  fs::create_symlink(victim, port_file + ".tmp");
+  fs::create_symlink(victim, port_file);
+  process srv(cmd({"listen", "--port-file", port_file, "--echo"}));
+  auto port = listening(srv);
+  std::string written;
+  for (int i = 0; i < 200 && written.empty(); ++i) {  // written just after the announcement
+    if (!fs::is_symlink(port_file)) written = contents(port_file);
+    if (written.empty()) std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_EQ(written, std::to_string(port) + "\n");
+  EXPECT_EQ(contents(victim), "not yours\n");
+  EXPECT_TRUE(fs::is_symlink(port_file + ".tmp"));  // not used at all
+  srv.kill(SIGTERM);
 }

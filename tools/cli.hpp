@@ -27,8 +27,8 @@ enum class phase { setup, connect, handshake, transfer };
 
 /// TLS options shared by listen, connect and info.
 struct tls_flags {
-  std::string cert, key, password, ca_file, ca_dir, min_version, max_version, ciphers, ciphersuites,
-      alpn, keylog, verify, server_name;
+  std::string cert, key, password, password_file, password_env, ca_file, ca_dir, min_version,
+      max_version, ciphers, ciphersuites, alpn, keylog, verify, server_name;
   std::vector<std::string> pins;  ///< --pin, repeatable: any one of them matching accepts
   bool insecure = false;
   bool allow_truncation = false;  ///< the relay accepts a close without close_notify after ours

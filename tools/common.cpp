@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "cli.hpp"
+#include "files.hpp"
 
 namespace cli {
 
@@ -76,7 +77,21 @@ void add_tls_flags(CLI::App& app, tls_flags& f, bool server) {
   // Without --cert there is no key to load: a --key or --password would be silently ignored.
   app.add_option("--key", f.key, "private key (PEM) when it is not in the --cert file")
       ->needs(cert);
-  app.add_option("--password", f.password, "password of an encrypted private key")->needs(cert);
+  auto* pw = app.add_option("--password", f.password,
+                            "password of an encrypted private key (visible in ps: prefer "
+                            "--password-file or --password-env)")
+                 ->needs(cert);
+  auto* pw_file = app.add_option("--password-file", f.password_file,
+                                 "read the key's password from the first line of FILE, e.g. "
+                                 "--password-file ~/.config/server.pass")
+                      ->needs(cert)
+                      ->excludes(pw);
+  app.add_option("--password-env", f.password_env,
+                 "read the key's password from environment variable VAR, e.g. "
+                 "KEY_PASS=... sslstream ... --password-env KEY_PASS")
+      ->needs(cert)
+      ->excludes(pw)
+      ->excludes(pw_file);
   if (server)
     app.add_option("--verify", f.verify, "client certificates: none (default), optional, required")
         ->check(CLI::IsMember({"none", "optional", "required"}));
@@ -133,6 +148,16 @@ ssl_options to_options(const tls_flags& f, bool server) {
   o.certificate = f.cert;
   o.key = f.key;
   o.certificate_password = f.password;
+  if (!f.password_file.empty())
+    o.certificate_password = read_first_line(f.password_file, "--password-file");
+  if (!f.password_env.empty()) {
+    const char* v = std::getenv(f.password_env.c_str());
+    if (!v)
+      throw config_error(
+          errc::bad_password, "bad-password",
+          "--password-env: the environment variable '" + f.password_env + "' is not set");
+    o.certificate_password = v;
+  }
   o.ca_file = f.ca_file;
   o.ca_directory = f.ca_dir;
   if (!f.min_version.empty()) o.min_version = version(f.min_version);
@@ -147,14 +172,15 @@ ssl_options to_options(const tls_flags& f, bool server) {
   if (!server && f.insecure) o.verify = verify_mode::none;
   o.pinned_sha256 = f.pins;
   if (!f.keylog.empty()) {
-    auto file = std::make_shared<std::ofstream>(f.keylog, std::ios::app);
-    if (!*file)
-      throw config_error(errc::bad_file, "bad-file",
-                         "cannot open key log file '" + f.keylog + "': " + std::strerror(errno));
+    // The secrets decrypt every captured session: a private file, never through a symlink.
+    auto fd = open_private_append(f.keylog, "--keylog");
     auto m = std::make_shared<std::mutex>();
-    o.keylog = [file, m](std::string_view line) {
+    o.keylog = [fd, m](std::string_view line) {
+      std::string text(line);
+      text += '\n';
       std::lock_guard lk(*m);
-      *file << line << '\n' << std::flush;
+      // One write per line (O_APPEND): lines of concurrent writers never interleave.
+      (void)!::write(*fd, text.data(), text.size());
     };
   }
   return o;
@@ -167,7 +193,7 @@ std::string in_flag_words(std::string s) {
   static const std::pair<const char*, const char*> words[] = {
       {"ssl_options::ca_file", "--ca-file"},
       {"ssl_options::server_name", "--server-name"},
-      {"ssl_options::certificate_password", "--password"},
+      {"ssl_options::certificate_password", "--password, --password-file or --password-env"},
       {"ssl_options::certificate", "--cert"},
       {"ssl_options::key", "--key"},
       {"ssl_options::crl_file", "a CRL"},

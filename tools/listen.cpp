@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "cli.hpp"
+#include "files.hpp"
 #include "keep_open.hpp"
 
 namespace cli {
@@ -33,16 +34,9 @@ struct listen_flags {
 };
 
 void write_port_file(const std::string& path, std::uint16_t port) {
-  // Write then rename, so a script polling for the file never reads half of it.
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << port << '\n';
-    if (!out.flush())
-      throw config_error(errc::bad_file, "bad-file", "cannot write --port-file '" + path + "'");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw config_error(errc::bad_file, "bad-file", "cannot write --port-file '" + path + "'");
+  // Written whole then moved into place, so a script polling for the file never reads half of
+  // it; a stale file (or a symlink planted at the path) is replaced, never written through.
+  write_file_atomically(path, std::to_string(port) + "\n", true, "--port-file");
 }
 
 void echo(ssl_stream& s) {
