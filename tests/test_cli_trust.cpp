@@ -453,3 +453,70 @@ TEST(CliTrust, PortFileIsNeverWrittenThroughASymlink) {
   EXPECT_TRUE(fs::is_symlink(port_file + ".tmp"));  // not used at all
   srv.kill(SIGTERM);
 }
+
+// --- messages in the words of the command that printed them (item 12) ------------------------
+
+TEST(CliTrust, ListenBlamesASelfSignedClientInItsOwnFlags) {
+  // Before: "the server's certificate is self-signed ... or --pin sha256:...", and listen has
+  // no --pin.
+  temp_dir dir("selfclient");
+  auto self = dir / "client.pem";
+  ASSERT_EQ(run(cmd({"cert", "--out", self, "--cn", "selfclient", "-q"})).status, 0);
+  process srv(cmd({"listen", "--cert", cert("combined.pem"), "--verify", "required", "--ca-file",
+                   ca(), "--exit-on-handshake-failure"}));
+  auto p = std::to_string(listening(srv));
+  auto r = run(cmd({"connect", "localhost", p, "--ca-file", ca(), "--cert", self}), "x\n");
+  EXPECT_EQ(r.status, 4) << r.output;
+  EXPECT_EQ(srv.wait(), 4) << srv.output();
+  srv.drain(5s);
+  auto out = srv.output();
+  EXPECT_NE(out.find("sslstream listen: certificate verify failed: the client's certificate is "
+                     "self-signed (CN=selfclient): pass --ca-file FILE"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("--pin"), std::string::npos) << out;
+  EXPECT_EQ(out.find("server's certificate"), std::string::npos) << out;
+}
+
+TEST(CliTrust, EachSideNamesItsOwnTimeout) {
+  // Before: every timeout said "--handshake-timeout / --idle-timeout", and connect has no
+  // --handshake-timeout: its handshake is limited by --connect-timeout.
+  auto mute = make_socket(passive{.local_host = "127.0.0.1"});  // the kernel accepts; no TLS
+  auto start = std::chrono::steady_clock::now();
+  auto c = run(cmd({"connect", "127.0.0.1", std::to_string(mute.local_port()), "--insecure",
+                    "--connect-timeout", "0.5"}));
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(c.status, 4) << c.output;
+  EXPECT_TRUE(says(c, "handshake timed out")) << c.output;
+  EXPECT_TRUE(says(c, "--connect-timeout")) << c.output;
+  EXPECT_FALSE(says(c, "--handshake-timeout")) << c.output;
+  EXPECT_GE(took, 500ms);
+  EXPECT_LE(took, 500ms + 5s) << "slack: starting the process on a loaded machine";
+
+  process hs(cmd({"listen", "--cert", cert("combined.pem"), "--handshake-timeout", "0.3",
+                  "--exit-on-handshake-failure"}));
+  auto hp = listening(hs);
+  auto silent = make_socket(active{.remote_host = "127.0.0.1", .remote_port = hp});
+  EXPECT_EQ(hs.wait(20s), 4) << hs.output();
+  hs.drain(5s);
+  EXPECT_TRUE(says({0, hs.output()}, "(the limit is --handshake-timeout)")) << hs.output();
+  EXPECT_FALSE(says({0, hs.output()}, "--idle-timeout")) << hs.output();
+
+  process idle(cmd({"listen", "--cert", cert("combined.pem"), "--idle-timeout", "0.3"}));
+  auto ip = listening(idle);
+  process quiet(cmd({"connect", "localhost", std::to_string(ip), "--ca-file", ca()}));
+  EXPECT_EQ(idle.wait(20s), 5) << idle.output();
+  idle.drain(5s);
+  EXPECT_TRUE(says({0, idle.output()}, "(the limit is --idle-timeout)")) << idle.output();
+  EXPECT_FALSE(says({0, idle.output()}, "--handshake-timeout")) << idle.output();
+  quiet.kill(SIGTERM);
+}
+
+TEST(CliTrust, AnEmptyHostIsAUsageErrorInCliWords) {
+  for (std::string sub : {"connect", "info"}) {
+    auto r = run(cmd({sub, "", "443"}));
+    EXPECT_EQ(r.status, 2) << r.output;
+    EXPECT_TRUE(says(r, "HOST: is empty: give the server's name or address")) << r.output;
+    EXPECT_FALSE(says(r, "active::")) << r.output;
+  }
+}

@@ -57,7 +57,8 @@ struct failure {
   int status;
   std::string message;
 };
-failure explain(phase at, const std::exception& e);
+/// `cmd` decides the words: listen is the server, connect and info the client.
+failure explain(const std::string& cmd, phase at, const std::exception& e);
 /// Prints "sslstream CMD: message" on stderr and returns the exit status for the error.
 int report(const std::string& cmd, phase at, const std::exception& e, const tls_flags* flags);
 /// Runs `body`, turning any exception into one line on stderr and its exit status.

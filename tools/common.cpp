@@ -188,9 +188,13 @@ ssl_options to_options(const tls_flags& f, bool server) {
 
 namespace {
 
-// The library names its options; the tool's users know its flags.
-std::string in_flag_words(std::string s) {
-  static const std::pair<const char*, const char*> words[] = {
+// The library names its options; the tool's users know its flags, which differ by side: the
+// server has no --pin or --server-name, and each side limits its handshake with its own flag.
+std::string in_flag_words(std::string s, bool server, phase at) {
+  const char* timeout = at == phase::transfer ? "--idle-timeout"
+                        : server              ? "--handshake-timeout"
+                                              : "--connect-timeout";
+  const std::pair<const char*, const char*> words[] = {
       {"ssl_options::ca_file", "--ca-file"},
       {"ssl_options::server_name", "--server-name"},
       {"ssl_options::certificate_password", "--password, --password-file or --password-env"},
@@ -203,7 +207,7 @@ std::string in_flag_words(std::string s) {
       {"min_version / max_version", "--min-version / --max-version"},
       {"ciphers / ciphersuites", "--ciphers / --ciphersuites"},
       {"min_version", "--min-version"},
-      {"the stream's timeout: set_timeout", "--handshake-timeout / --idle-timeout"},
+      {"the stream's timeout: set_timeout", timeout},
       {"active::connect_timeout", "--connect-timeout"},
       {"ssl_options::pinned_sha256", "--pin"},
   };
@@ -215,17 +219,23 @@ std::string in_flag_words(std::string s) {
 
 }  // namespace
 
-failure explain(phase at, const std::exception& e) {
+failure explain(const std::string& cmd, phase at, const std::exception& e) {
+  bool server = cmd == "listen";
   int status = other;
-  std::string msg = in_flag_words(e.what());
+  std::string msg = in_flag_words(e.what(), server, at);
   if (auto* v = dynamic_cast<const verify_error*>(&e)) {
     status = handshake;
     long c = v->verify_code();
-    if (c == 18 || c == 19)  // self-signed leaf / self-signed root in the chain
-      msg = "certificate verify failed: the server's certificate is self-signed (" +
-            v->certificate_subject() +
-            "): pass --ca-file FILE to trust it, or --pin sha256:" + v->certificate_fingerprint() +
-            " to pin it";
+    if (c == 18 || c == 19) {  // self-signed leaf / self-signed root in the chain
+      if (server)
+        msg = "certificate verify failed: the client's certificate is self-signed (" +
+              v->certificate_subject() +
+              "): pass --ca-file FILE with it (or the CA that issued it) to trust it";
+      else
+        msg = "certificate verify failed: the server's certificate is self-signed (" +
+              v->certificate_subject() + "): pass --ca-file FILE to trust it, or --pin sha256:" +
+              v->certificate_fingerprint() + " to pin it";
+    }
   } else if (dynamic_cast<const config_error*>(&e) ||
              dynamic_cast<const std::invalid_argument*>(&e)) {
     status = usage;
@@ -240,7 +250,7 @@ failure explain(phase at, const std::exception& e) {
 }
 
 int report(const std::string& cmd, phase at, const std::exception& e, const tls_flags*) {
-  auto f = explain(at, e);
+  auto f = explain(cmd, at, e);
   std::cerr << "sslstream " << cmd << ": " << f.message << '\n';
   return f.status;
 }

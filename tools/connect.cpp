@@ -19,7 +19,13 @@ struct connect_flags {
 };
 
 void add_common(CLI::App& sub, connect_flags& f) {
-  sub.add_option("HOST", f.host, "server name or address")->required();
+  sub.add_option("HOST", f.host, "server name or address")
+      ->required()
+      ->check(CLI::Validator(
+          [](std::string& host) -> std::string {
+            return host.empty() ? "is empty: give the server's name or address" : "";
+          },
+          "HOST"));
   sub.add_option("PORT", f.port, "server port")->required()->check(whole_number(1, 65535));
   sub.add_option("--connect-timeout", f.connect_timeout,
                  "give up connecting after S seconds (default 30)")
@@ -117,6 +123,7 @@ void add_connect(CLI::App& app, command& chosen) {
       "example.com 443\n"
       "  sslstream connect localhost 8443 --ca-file server.pem\n"
       "  sslstream connect localhost 8443 --pin sha256:<fingerprint from listen>\n"
+      "  sslstream connect myhost 8443 --pin sha256:<current key> --pin sha256:<next key>\n"
       "  sslstream connect db.internal 5433 --cert client.pem --key client.key --ca-file ca.pem\n"
       "  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | sslstream connect old.example 443 "
       "--allow-truncation");

@@ -63,7 +63,7 @@ ssl_stream first_handshake(passive_socket& listener, const ssl_context& ctx, con
     } catch (const sslstream::error& e) {
       if (f.exit_on_handshake_failure || dynamic_cast<const config_error*>(&e)) throw;
       if (!f.tls.quiet)
-        std::cerr << "sslstream listen: " << peer << ": " << explain(at, e).message
+        std::cerr << "sslstream listen: " << peer << ": " << explain("listen", at, e).message
                   << " (waiting for the next connection; --exit-on-handshake-failure stops "
                      "here)\n";
     }
