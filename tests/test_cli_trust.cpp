@@ -152,12 +152,17 @@ TEST(CliTrust, OneConnectionListenWhoseStdoutFailsEndsItWithAnError) {
   auto r = sh(R"SH(
 dir=$(mktemp -d)
 trap 'kill $lp 2>/dev/null; rm -rf "$dir"' EXIT
-timeout 30 "$SSLSTREAM" listen --port-file "$dir/port" --cert "$COMBINED" < /dev/null > /dev/full 2> "$dir/err" &
+# listen's stdin stays open: had it sent its close_notify already, a client that has sent
+# everything could end cleanly before its bytes were found undeliverable.
+mkfifo "$dir/in"
+exec 3<>"$dir/in"
+timeout 30 "$SSLSTREAM" listen --port-file "$dir/port" --cert "$COMBINED" < "$dir/in" > /dev/full 2> "$dir/err" 3>&- &
 lp=$!
 for i in $(seq 200); do [ -s "$dir/port" ] && break; sleep 0.05; done
-printf 'lost bytes\n' | timeout 20 "$SSLSTREAM" connect -q localhost "$(cat "$dir/port")" --ca-file "$CA"
+printf 'lost bytes\n' | timeout 20 "$SSLSTREAM" connect -q localhost "$(cat "$dir/port")" --ca-file "$CA" 3>&-
 echo "client=$?"
 wait $lp; echo "listen=$?"
+exec 3>&-
 cat "$dir/err"
 )SH",
               60s);
@@ -519,4 +524,109 @@ TEST(CliTrust, AnEmptyHostIsAUsageErrorInCliWords) {
     EXPECT_TRUE(says(r, "HOST: is empty: give the server's name or address")) << r.output;
     EXPECT_FALSE(says(r, "active::")) << r.output;
   }
+}
+
+// --- listen --keep-open's threads (item 3) -----------------------------------------------------
+
+namespace {
+
+/// The start of a ClientHello record that announces 512 bytes and never sends them.
+const std::string half_hello("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11);
+
+std::vector<socket_stream> half_sent_hellos(std::uint16_t port, int n) {
+  std::vector<socket_stream> v;
+  for (int i = 0; i < n; ++i) {
+    v.push_back(make_socket(active{.remote_host = "127.0.0.1", .remote_port = port}));
+    v.back() << half_hello << std::flush;
+  }
+  return v;
+}
+
+std::size_t virtual_kib(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmSize:") {
+      std::size_t kib = 0;
+      in >> kib;
+      return kib;
+    }
+    in.ignore(1 << 20, '\n');
+  }
+  return 0;
+}
+
+}  // namespace
+
+TEST(CliTrust, KeepOpenThreadsStayBoundedUnderHalfSentClientHellos) {
+  // Before: one thread per busy connection, 200 half-sent ClientHellos made 200+ threads.
+  process srv(cmd({"listen", "--cert", cert("combined.pem"), "--keep-open", "--echo",
+                   "--handshake-timeout", "3"}));
+  auto p = listening(srv);
+  auto start = std::chrono::steady_clock::now();
+  auto hellos = half_sent_hellos(p, 200);
+  std::size_t peak = 0;
+  for (int i = 0; i < 20; ++i) {
+    peak = std::max(peak, thread_count(srv.pid()));
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_LE(peak, 64u + 4u) << "64 workers, the accepting thread, the parker";
+  // A legitimate client is served once the hellos' 3 s run out (counted from their accept).
+  auto r = run(cmd({"connect", "localhost", std::to_string(p), "--ca-file", ca()}), "served\n");
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(says(r, "served\n")) << r.output;
+  EXPECT_LE(took, 3s + 10s) << "slack: 200 connections and processes on a loaded machine";
+  EXPECT_LE(thread_count(srv.pid()), 64u + 4u);
+  srv.kill(SIGTERM);
+}
+
+TEST(CliTrust, KeepOpenGoesOnServingWhenNoMoreThreadsCanStart) {
+  // Before: under an address-space limit a failed thread start either aborted listen
+  // (std::system_error out of the parker: exit 134) or left it waiting for a thread that never
+  // ran (the next clients timed out, and it never ended).
+  process srv(cmd({"listen", "--cert", cert("combined.pem"), "--keep-open", "--echo",
+                   "--handshake-timeout", "2", "--max-connections", "62"}));
+  auto p = listening(srv);
+  // Room for a few more 8 MiB thread stacks, not for 60.
+  auto limit = std::to_string((virtual_kib(srv.pid()) + 48 * 1024) * 1024);
+  auto set = run({"prlimit", "--pid", std::to_string(srv.pid()), "--as=" + limit + ":" + limit});
+  ASSERT_EQ(set.status, 0) << set.output;
+  auto hellos = half_sent_hellos(p, 60);
+  for (int i = 0; i < 2; ++i) {
+    auto r = run(cmd({"connect", "localhost", std::to_string(p), "--ca-file", ca()}), "still\n");
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_TRUE(says(r, "still\n")) << r.output;
+  }
+  // All 62 connections accepted and ended: listen finishes (no worker waited for for ever).
+  EXPECT_EQ(srv.wait(30s), 0) << srv.output();
+  srv.drain(5s);
+  EXPECT_TRUE(says({0, srv.output()}, "cannot start another worker thread")) << srv.output();
+}
+
+TEST(CliTrust, KeepOpenDropsAClientThatSendsButNeverReads) {
+  // Before: with no --idle-timeout, the worker echoing to a client that never reads waited in
+  // poll for ever. Now a read or write on a worker is limited to 30 s when no --idle-timeout.
+  process srv(cmd({"listen", "--cert", cert("combined.pem"), "--keep-open", "--echo"}));
+  auto p = listening(srv);
+  auto c = make_ssl_client_stream(make_socket({.remote_host = "127.0.0.1", .remote_port = p}),
+                                  client_options());
+  c.set_timeout(120s);
+  std::vector<std::byte> chunk(1 << 16, std::byte{'x'});
+  auto start = std::chrono::steady_clock::now();
+  bool failed = false;
+  try {
+    for (int i = 0; i < 100000; ++i) c.write_all(chunk);  // 6 GiB: never all taken
+  } catch (const sslstream::error&) {
+    failed = true;
+  }
+  auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_TRUE(failed);
+  EXPECT_GE(took, 30s);
+  EXPECT_LE(took, 30s + 10s) << "slack: filling the socket buffers, a loaded machine";
+  EXPECT_TRUE(
+      srv.wait_for_output("timed out waiting for the peer to take our data (the limit is "
+                          "--idle-timeout)"))
+      << srv.output();
+  srv.kill(SIGTERM);
 }
