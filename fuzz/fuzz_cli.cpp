@@ -31,6 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (chosen.tls) {
     auto flags = *chosen.tls;
     flags.keylog.clear();  // opening the key log file is I/O, not parsing
+    flags.password_file.clear();
     try {
       (void)cli::to_options(flags, chosen.server);
     } catch (const sslstream::config_error&) {

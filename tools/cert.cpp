@@ -1,13 +1,9 @@
 // sslstream cert: a self-signed certificate followed by its key, ready for `listen --cert`.
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <iostream>
+#include <span>
 
 #include "cli.hpp"
+#include "files.hpp"
 
 namespace cli {
 
@@ -22,6 +18,7 @@ struct cert_flags {
   int days = 365;
   std::string key_type = "rsa2048";
   bool quiet = false;
+  bool force = false;
 };
 
 int run(const cert_flags& f) {
@@ -45,15 +42,17 @@ int run(const cert_flags& f) {
       o.alt_names = {f.cn};
     }
     std::string pem = make_self_signed_certificate(o);
-    // The file holds a private key: create it readable by its owner only, from the start.
-    int fd = ::open(f.out.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0 || ::fchmod(fd, 0600) != 0 ||
-        ::write(fd, pem.data(), pem.size()) != static_cast<ssize_t>(pem.size()) || ::close(fd) != 0)
-      throw config_error(errc::bad_file, "bad-file",
-                         "cannot write '" + f.out + "': " + std::strerror(errno));
+    if (f.out == "-") {
+      write_stdout(std::as_bytes(std::span(pem)));
+    } else {
+      // The file holds a private key: mode 0600 from the start, written whole, never through a
+      // symlink, and an existing file is only replaced when asked.
+      write_file_atomically(f.out, pem, f.force, "--out");
+    }
     if (!f.quiet) {
       auto c = x509_certificate::from_pem(pem);
-      std::cerr << "wrote " << f.out << ": " << c.subject() << ", valid " << f.days
+      std::cerr << "wrote " << (f.out == "-" ? "the certificate and its key to stdout" : f.out)
+                << ": " << c.subject() << ", valid " << f.days
                 << " days, sha256:" << c.fingerprint_sha256() << '\n';
     }
     return ok;
@@ -66,7 +65,13 @@ void add_cert(CLI::App& app, command& chosen) {
   auto f = std::make_shared<cert_flags>();
   auto* sub =
       app.add_subcommand("cert", "write a self-signed certificate followed by its key (mode 0600)");
-  sub->add_option("--out", f->out, "file to write")->required();
+  sub->add_option("--out", f->out,
+                  "file to write (mode 0600; an existing one is refused without --force), or - "
+                  "for stdout")
+      ->required();
+  sub->add_flag("--force", f->force,
+                "replace an existing --out file (a symlink is replaced, "
+                "not followed)");
   sub->add_option("--cn", f->cn, "common name (default localhost)");
   sub->add_option(
       "--san", f->san,
@@ -77,8 +82,11 @@ void add_cert(CLI::App& app, command& chosen) {
       ->check(CLI::IsMember({"rsa2048", "ec256"}));
   sub->add_flag("-q,--quiet", f->quiet, "print nothing but errors");
   sub->footer(
-      "Example:\n  sslstream cert --out server.pem --cn myhost --san myhost,127.0.0.1 && sslstream "
-      "listen --cert server.pem");
+      "Examples:\n  sslstream cert --out server.pem --cn myhost --san myhost,127.0.0.1 && "
+      "sslstream "
+      "listen --cert server.pem\n"
+      "  sslstream cert --out server.pem --force     # replace the old one\n"
+      "  sslstream cert --out - | ssh host 'umask 077; cat > server.pem'");
   sub->callback([f, &chosen] { chosen = {[f] { return run(*f); }}; });
 }
 

@@ -27,9 +27,11 @@ enum class phase { setup, connect, handshake, transfer };
 
 /// TLS options shared by listen, connect and info.
 struct tls_flags {
-  std::string cert, key, password, ca_file, ca_dir, min_version, max_version, ciphers, ciphersuites,
-      alpn, keylog, verify, server_name, pin;
+  std::string cert, key, password, password_file, password_env, ca_file, ca_dir, min_version,
+      max_version, ciphers, ciphersuites, alpn, keylog, verify, server_name;
+  std::vector<std::string> pins;  ///< --pin, repeatable: any one of them matching accepts
   bool insecure = false;
+  bool allow_truncation = false;  ///< the relay accepts a close without close_notify after ours
   bool verbose = false;
   bool quiet = false;
   double idle_timeout = 0;
@@ -50,6 +52,13 @@ CLI::Validator whole_number(long long min, long long max);
 /// The non-empty pieces of `s` between `sep`s.
 std::vector<std::string> split(const std::string& s, char sep);
 
+/// An error in the tool's words (flags, not library option names) and its exit status.
+struct failure {
+  int status;
+  std::string message;
+};
+/// `cmd` decides the words: listen is the server, connect and info the client.
+failure explain(const std::string& cmd, phase at, const std::exception& e);
 /// Prints "sslstream CMD: message" on stderr and returns the exit status for the error.
 int report(const std::string& cmd, phase at, const std::exception& e, const tls_flags* flags);
 /// Runs `body`, turning any exception into one line on stderr and its exit status.
@@ -60,8 +69,20 @@ int guarded(const std::string& cmd, const phase& at, const tls_flags* flags,
 void print_handshake(sslstream::ssl_stream& s, const std::string& who);
 
 /// Relays stdin to the stream and the stream to stdout, each direction on its own until it
-/// ends (TLS half close); returns once both are closed.
-void relay_stdio(sslstream::ssl_stream& s, bool quiet);
+/// ends (TLS half close); returns once both are closed. stdout is closed as soon as the peer's
+/// close_notify arrives. A peer that closes without close_notify is an error (truncated) even
+/// after ours, unless f.allow_truncation.
+void relay_stdio(sslstream::ssl_stream& s, const tls_flags& f);
+/// --allow-truncation, for the commands that relay.
+void add_allow_truncation(CLI::App& app, tls_flags& f);
+
+/// Writes all of `data` to standard output; throws std::system_error naming it when it fails
+/// (a full disk, a closed pipe).
+void write_stdout(std::span<const std::byte> data);
+/// Ends a connection so that the peer sees an error (a reset), never a clean close_notify:
+/// for a connection whose bytes we could not deliver. The stream is left for its owner to
+/// destroy.
+void abort_connection(sslstream::ssl_stream& s) noexcept;
 
 /// A process serving many connections needs more descriptors than the usual soft limit of
 /// 1024: takes what the hard limit allows, as Go's runtime does for every program. Returns the

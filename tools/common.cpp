@@ -1,6 +1,8 @@
 // Shared by the subcommands: TLS flags, exit statuses, one-line errors, the stdio relay.
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 #include <thread>
 
 #include "cli.hpp"
+#include "files.hpp"
 
 namespace cli {
 
@@ -70,8 +73,25 @@ void add_tls_flags(CLI::App& app, tls_flags& f, bool server) {
   app.add_option("--cert", f.cert,
                  server ? "certificate (PEM), optionally followed by its key"
                         : "client certificate (PEM) for mutual TLS");
-  app.add_option("--key", f.key, "private key (PEM) when it is not in the --cert file");
-  app.add_option("--password", f.password, "password of an encrypted private key");
+  auto* cert = app.get_option("--cert");
+  // Without --cert there is no key to load: a --key or --password would be silently ignored.
+  app.add_option("--key", f.key, "private key (PEM) when it is not in the --cert file")
+      ->needs(cert);
+  auto* pw = app.add_option("--password", f.password,
+                            "password of an encrypted private key (visible in ps: prefer "
+                            "--password-file or --password-env)")
+                 ->needs(cert);
+  auto* pw_file = app.add_option("--password-file", f.password_file,
+                                 "read the key's password from the first line of FILE, e.g. "
+                                 "--password-file ~/.config/server.pass")
+                      ->needs(cert)
+                      ->excludes(pw);
+  app.add_option("--password-env", f.password_env,
+                 "read the key's password from environment variable VAR, e.g. "
+                 "KEY_PASS=... sslstream ... --password-env KEY_PASS")
+      ->needs(cert)
+      ->excludes(pw)
+      ->excludes(pw_file);
   if (server)
     app.add_option("--verify", f.verify, "client certificates: none (default), optional, required")
         ->check(CLI::IsMember({"none", "optional", "required"}));
@@ -96,8 +116,11 @@ void add_tls_flags(CLI::App& app, tls_flags& f, bool server) {
   if (!server) {
     app.add_flag("--insecure", f.insecure, "do not verify the server (anyone can intercept)");
     app.add_option("--server-name", f.server_name, "name to send (SNI) and verify");
-    app.add_option("--pin", f.pin,
-                   "accept exactly the certificate with this sha256:HEX fingerprint");
+    app.add_option("--pin", f.pins,
+                   "accept exactly the certificate with this sha256:HEX fingerprint; repeat it "
+                   "to accept any of several (key rotation)")
+        ->expected(1)
+        ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   }
 }
 
@@ -125,6 +148,16 @@ ssl_options to_options(const tls_flags& f, bool server) {
   o.certificate = f.cert;
   o.key = f.key;
   o.certificate_password = f.password;
+  if (!f.password_file.empty())
+    o.certificate_password = read_first_line(f.password_file, "--password-file");
+  if (!f.password_env.empty()) {
+    const char* v = std::getenv(f.password_env.c_str());
+    if (!v)
+      throw config_error(
+          errc::bad_password, "bad-password",
+          "--password-env: the environment variable '" + f.password_env + "' is not set");
+    o.certificate_password = v;
+  }
   o.ca_file = f.ca_file;
   o.ca_directory = f.ca_dir;
   if (!f.min_version.empty()) o.min_version = version(f.min_version);
@@ -137,16 +170,17 @@ ssl_options to_options(const tls_flags& f, bool server) {
   if (f.verify == "optional") o.verify = verify_mode::optional;
   if (f.verify == "required") o.verify = verify_mode::required;
   if (!server && f.insecure) o.verify = verify_mode::none;
-  if (!f.pin.empty()) o.pinned_sha256 = {f.pin};
+  o.pinned_sha256 = f.pins;
   if (!f.keylog.empty()) {
-    auto file = std::make_shared<std::ofstream>(f.keylog, std::ios::app);
-    if (!*file)
-      throw config_error(errc::bad_file, "bad-file",
-                         "cannot open key log file '" + f.keylog + "': " + std::strerror(errno));
+    // The secrets decrypt every captured session: a private file, never through a symlink.
+    auto fd = open_private_append(f.keylog, "--keylog");
     auto m = std::make_shared<std::mutex>();
-    o.keylog = [file, m](std::string_view line) {
+    o.keylog = [fd, m](std::string_view line) {
+      std::string text(line);
+      text += '\n';
       std::lock_guard lk(*m);
-      *file << line << '\n' << std::flush;
+      // One write per line (O_APPEND): lines of concurrent writers never interleave.
+      (void)!::write(*fd, text.data(), text.size());
     };
   }
   return o;
@@ -154,12 +188,16 @@ ssl_options to_options(const tls_flags& f, bool server) {
 
 namespace {
 
-// The library names its options; the tool's users know its flags.
-std::string in_flag_words(std::string s) {
-  static const std::pair<const char*, const char*> words[] = {
+// The library names its options; the tool's users know its flags, which differ by side: the
+// server has no --pin or --server-name, and each side limits its handshake with its own flag.
+std::string in_flag_words(std::string s, bool server, phase at) {
+  const char* timeout = at == phase::transfer ? "--idle-timeout"
+                        : server              ? "--handshake-timeout"
+                                              : "--connect-timeout";
+  const std::pair<const char*, const char*> words[] = {
       {"ssl_options::ca_file", "--ca-file"},
       {"ssl_options::server_name", "--server-name"},
-      {"ssl_options::certificate_password", "--password"},
+      {"ssl_options::certificate_password", "--password, --password-file or --password-env"},
       {"ssl_options::certificate", "--cert"},
       {"ssl_options::key", "--key"},
       {"ssl_options::crl_file", "a CRL"},
@@ -169,7 +207,7 @@ std::string in_flag_words(std::string s) {
       {"min_version / max_version", "--min-version / --max-version"},
       {"ciphers / ciphersuites", "--ciphers / --ciphersuites"},
       {"min_version", "--min-version"},
-      {"the stream's timeout: set_timeout", "--handshake-timeout / --idle-timeout"},
+      {"the stream's timeout: set_timeout", timeout},
       {"active::connect_timeout", "--connect-timeout"},
       {"ssl_options::pinned_sha256", "--pin"},
   };
@@ -181,17 +219,23 @@ std::string in_flag_words(std::string s) {
 
 }  // namespace
 
-int report(const std::string& cmd, phase at, const std::exception& e, const tls_flags*) {
+failure explain(const std::string& cmd, phase at, const std::exception& e) {
+  bool server = cmd == "listen";
   int status = other;
-  std::string msg = in_flag_words(e.what());
+  std::string msg = in_flag_words(e.what(), server, at);
   if (auto* v = dynamic_cast<const verify_error*>(&e)) {
     status = handshake;
     long c = v->verify_code();
-    if (c == 18 || c == 19)  // self-signed leaf / self-signed root in the chain
-      msg = "certificate verify failed: the server's certificate is self-signed (" +
-            v->certificate_subject() +
-            "): pass --ca-file FILE to trust it, or --pin sha256:" + v->certificate_fingerprint() +
-            " to pin it";
+    if (c == 18 || c == 19) {  // self-signed leaf / self-signed root in the chain
+      if (server)
+        msg = "certificate verify failed: the client's certificate is self-signed (" +
+              v->certificate_subject() +
+              "): pass --ca-file FILE with it (or the CA that issued it) to trust it";
+      else
+        msg = "certificate verify failed: the server's certificate is self-signed (" +
+              v->certificate_subject() + "): pass --ca-file FILE to trust it, or --pin sha256:" +
+              v->certificate_fingerprint() + " to pin it";
+    }
   } else if (dynamic_cast<const config_error*>(&e) ||
              dynamic_cast<const std::invalid_argument*>(&e)) {
     status = usage;
@@ -202,8 +246,13 @@ int report(const std::string& cmd, phase at, const std::exception& e, const tls_
   } else if (dynamic_cast<const socket_error*>(&e)) {
     status = at == phase::transfer ? broken : at == phase::handshake ? handshake : no_connect;
   }
-  std::cerr << "sslstream " << cmd << ": " << msg << '\n';
-  return status;
+  return {status, msg};
+}
+
+int report(const std::string& cmd, phase at, const std::exception& e, const tls_flags*) {
+  auto f = explain(cmd, at, e);
+  std::cerr << "sslstream " << cmd << ": " << f.message << '\n';
+  return f.status;
 }
 
 int guarded(const std::string& cmd, const phase& at, const tls_flags* flags,
@@ -229,23 +278,51 @@ void print_handshake(ssl_stream& s, const std::string& who) {
   std::cerr << who << ": verify result " << v.code << " (" << v.text << ")\n";
 }
 
-namespace {
-
-void write_fd(int fd, const std::byte* p, std::size_t n) {
-  while (n > 0) {
-    auto w = ::write(fd, p, n);
+void write_stdout(std::span<const std::byte> data) {
+  while (!data.empty()) {
+    auto w = ::write(1, data.data(), data.size());
     if (w < 0) {
       if (errno == EINTR) continue;
       throw std::system_error(errno, std::generic_category(), "write to standard output");
     }
-    p += w;
-    n -= static_cast<std::size_t>(w);
+    data = data.subspan(static_cast<std::size_t>(w));
   }
+}
+
+void abort_connection(ssl_stream& s) noexcept {
+  int fd = s.native_handle();
+  if (fd < 0) return;
+  // The FIN goes out before any close_notify can (the stream's destructor would send one on a
+  // healthy connection), and closing with a zero linger then resets the connection.
+  linger l{1, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  ::shutdown(fd, SHUT_RDWR);
+}
+
+void add_allow_truncation(CLI::App& app, tls_flags& f) {
+  app.add_flag("--allow-truncation", f.allow_truncation,
+               "accept a peer that closes without close_notify after ours (gnutls-cli, some "
+               "HTTP/1.0 servers); otherwise that is exit 5, the data may be truncated");
+}
+
+namespace {
+
+/// The peer's close_notify came: nothing more will be written to stdout, so close it now (a
+/// reader of our output sees its end without waiting for our stdin to end). /dev/null takes
+/// its place, so descriptor 1 is never reused by a socket or file opened later.
+void end_stdout() {
+  int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+  if (null < 0) {
+    ::close(1);
+    return;
+  }
+  ::dup2(null, 1);
+  ::close(null);
 }
 
 }  // namespace
 
-void relay_stdio(ssl_stream& s, bool quiet) {
+void relay_stdio(ssl_stream& s, const tls_flags& f) {
   int stop[2];
   if (::pipe(stop) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
   std::exception_ptr up_error;
@@ -279,17 +356,31 @@ void relay_stdio(ssl_stream& s, bool quiet) {
   // peer -> stdout until the peer's close_notify. A failure here ends both directions; a clean
   // end waits for stdin's end too, so neither direction cuts the other short.
   std::exception_ptr down_error;
+  bool output_failed = false;
   try {
     std::vector<std::byte> buf(1 << 16);
-    while (auto n = s.read_some(buf)) write_fd(1, buf.data(), n);
+    while (auto n = s.read_some(buf)) {
+      output_failed = true;
+      write_stdout(std::span(buf).first(n));
+      output_failed = false;
+    }
+    end_stdout();
   } catch (const tls_error& e) {
     // Some peers (gnutls-cli among them) answer our close_notify by closing the connection
-    // without one of their own. After we have said goodbye, that is the end of the session,
-    // not an error; say so rather than fail, since bytes cut off here would go unnoticed.
-    if (closed_ours && e.code() == make_error_code(errc::truncated)) {
-      if (!quiet)
+    // without one of their own. That is indistinguishable from an attacker cutting the reply
+    // short, so it is an error unless the user said this peer closes that way.
+    bool after_ours = closed_ours && e.code() == make_error_code(errc::truncated);
+    if (after_ours && f.allow_truncation) {
+      if (!f.quiet)
         std::cerr << "sslstream: note: the peer closed the connection after our close_notify "
-                     "without sending its own\n";
+                     "without sending its own (accepted: --allow-truncation)\n";
+      end_stdout();
+    } else if (after_ours) {
+      down_error = std::make_exception_ptr(tls_error(
+          e.code(), e.identifier(),
+          "the peer closed the connection after our close_notify without sending its own: "
+          "the data it sent may be truncated (pass --allow-truncation if this peer always "
+          "closes this way)"));
     } else {
       down_error = std::current_exception();
     }
@@ -303,6 +394,8 @@ void relay_stdio(ssl_stream& s, bool quiet) {
   up.join();
   ::close(stop[0]);
   ::close(stop[1]);
+  // Bytes the peer sent were lost: it must not see a clean end.
+  if (output_failed) abort_connection(s);
   if (down_error) std::rethrow_exception(down_error);
   if (up_error) std::rethrow_exception(up_error);
 }

@@ -19,7 +19,13 @@ struct connect_flags {
 };
 
 void add_common(CLI::App& sub, connect_flags& f) {
-  sub.add_option("HOST", f.host, "server name or address")->required();
+  sub.add_option("HOST", f.host, "server name or address")
+      ->required()
+      ->check(CLI::Validator(
+          [](std::string& host) -> std::string {
+            return host.empty() ? "is empty: give the server's name or address" : "";
+          },
+          "HOST"));
   sub.add_option("PORT", f.port, "server port")->required()->check(whole_number(1, 65535));
   sub.add_option("--connect-timeout", f.connect_timeout,
                  "give up connecting after S seconds (default 30)")
@@ -58,7 +64,7 @@ int run_connect(const connect_flags& f) {
     auto tls = open(f, at, false);
     if (f.tls.verbose) print_handshake(tls, "connect");
     at = phase::transfer;
-    relay_stdio(tls, f.tls.quiet);
+    relay_stdio(tls, f.tls);
     return ok;
   });
 }
@@ -87,8 +93,8 @@ int run_info(const connect_flags& f) {
                 << "  sha256: " << c.fingerprint_sha256() << '\n';
     }
     auto v = tls.verify_result();
-    bool trusted = v.code == 0 && !f.tls.insecure && f.tls.pin.empty() && f.tls.verify != "none";
-    if (!f.tls.pin.empty())
+    bool trusted = v.code == 0 && !f.tls.insecure && f.tls.pins.empty() && f.tls.verify != "none";
+    if (!f.tls.pins.empty())
       std::cout << "verify: pinned certificate matches\n";
     else if (f.tls.insecure || f.tls.verify == "none")
       std::cout << "verify: not verified (--insecure)\n";
@@ -98,7 +104,7 @@ int run_info(const connect_flags& f) {
     else
       std::cout << "verify: FAILED (" << v.code << "): " << v.text << '\n';
     tls.close();
-    return (v.code != 0 && !f.tls.insecure && f.tls.pin.empty() && f.tls.verify != "none")
+    return (v.code != 0 && !f.tls.insecure && f.tls.pins.empty() && f.tls.verify != "none")
                ? handshake
                : ok;
   });
@@ -111,12 +117,16 @@ void add_connect(CLI::App& app, command& chosen) {
   auto* sub = app.add_subcommand(
       "connect", "connect with TLS and relay stdin to the server, the server to stdout");
   add_common(*sub, *f);
+  add_allow_truncation(*sub, f->tls);
   sub->footer(
       "Examples:\n  printf 'GET / HTTP/1.0\\r\\nHost: example.com\\r\\n\\r\\n' | sslstream connect "
       "example.com 443\n"
       "  sslstream connect localhost 8443 --ca-file server.pem\n"
       "  sslstream connect localhost 8443 --pin sha256:<fingerprint from listen>\n"
-      "  sslstream connect db.internal 5433 --cert client.pem --key client.key --ca-file ca.pem");
+      "  sslstream connect myhost 8443 --pin sha256:<current key> --pin sha256:<next key>\n"
+      "  sslstream connect db.internal 5433 --cert client.pem --key client.key --ca-file ca.pem\n"
+      "  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | sslstream connect old.example 443 "
+      "--allow-truncation");
   sub->callback([f, &chosen] { chosen = {[f] { return run_connect(*f); }, &f->tls, false}; });
 }
 

@@ -25,32 +25,40 @@ namespace {
 struct connection {
   ssl_stream s;
   bool handshaken = false;
-  std::string peer;  // "host:port", for messages
+  std::string peer;                                       // "host:port", for messages
+  std::chrono::steady_clock::time_point handshake_until;  // from accept; max(): no limit
 };
 
 /// Threads made on demand and kept for reuse (a few idle ones at most), each serving one ready
-/// connection at a time. A connection never waits for another to be served: if no worker is
-/// idle, a new thread starts. Every thread is joined, never detached: a thread's own state
-/// (OpenSSL's per-thread random generators among it) is freed only when it has fully ended,
-/// and a process must not exit before that.
+/// connection at a time. If no worker is idle, a new thread starts, up to max_workers: beyond
+/// that (or when the system refuses a thread) ready connections wait in a queue for the next
+/// free worker, so no peer decides how many threads there are. Every thread is joined, never
+/// detached: a thread's own state (OpenSSL's per-thread random generators among it) is freed
+/// only when it has fully ended, and a process must not exit before that.
 class worker_pool {
  public:
   using handler = std::function<void(std::unique_ptr<connection>)>;
-  explicit worker_pool(handler h) : handle_(std::move(h)) {}
-  void submit(std::unique_ptr<connection> c) {
+  /// Enough for a burst of handshakes on 2 to 16 cores; a worker blocks at most a timeout.
+  static constexpr std::size_t max_workers = 64;
+  worker_pool(handler h, bool quiet) : handle_(std::move(h)), quiet_(quiet) {}
+  /// Queues `c` for a worker. Returns it back when nothing can serve it: no worker runs and
+  /// none could be started.
+  std::unique_ptr<connection> submit(std::unique_ptr<connection> c) {
     std::vector<std::thread> retired;
+    std::unique_ptr<connection> unserved;
     {
       std::lock_guard lk(m_);
       ready_.push_back(std::move(c));
       if (ready_.size() <= idle_) {
         work_.notify_one();
-      } else {
-        auto it = threads_.emplace(threads_.end());
-        *it = std::thread([this, it] { loop(it); });  // it waits for m_ before using `it`
+      } else if (threads_.size() < max_workers && !start_worker() && threads_.empty()) {
+        unserved = std::move(ready_.back());
+        ready_.pop_back();
       }
       retired.swap(retired_);
     }
     for (auto& t : retired) t.join();
+    return unserved;
   }
   /// Ends the idle workers, waits for the busy ones to finish, and joins them all.
   ~worker_pool() {
@@ -63,6 +71,26 @@ class worker_pool {
 
  private:
   static constexpr std::size_t max_idle = 8;
+  /// Starts one more worker (m_ held); false when the system refuses (threads, memory).
+  bool start_worker() {
+    try {
+      auto it = threads_.emplace(threads_.end());
+      try {
+        *it = std::thread([this, it] { loop(it); });  // it waits for m_ before using `it`
+      } catch (...) {
+        threads_.erase(it);  // an entry without a thread would never retire: never wait for it
+        throw;
+      }
+      return true;
+    } catch (const std::exception& e) {
+      if (!quiet_ && !said_) {
+        said_ = true;
+        std::cerr << "sslstream listen: cannot start another worker thread (" << e.what()
+                  << "): " << threads_.size() << " serve, other connections wait\n";
+      }
+      return false;
+    }
+  }
   void loop(std::list<std::thread>::iterator self) {
     std::unique_lock lk(m_);
     for (;;) {
@@ -86,6 +114,8 @@ class worker_pool {
     }
   }
   handler handle_;
+  bool quiet_;
+  bool said_ = false;
   std::mutex m_;
   std::condition_variable work_, gone_;
   std::deque<std::unique_ptr<connection>> ready_;
@@ -120,15 +150,26 @@ class server {
       std::lock_guard lk(m_);
       peak_ = std::max(peak_, ++live_);
     }
+    c->handshake_until = limit_after(o_.handshake_timeout);
     // The ClientHello has usually arrived with the connection: then straight to a worker,
     // without a round through the epoll set.
-    if (readable_now(c->s.native_handle())) return pool_.submit(std::move(c));
-    park(std::move(c), limit_after(o_.handshake_timeout));
+    if (readable_now(c->s.native_handle())) return dispatch(std::move(c));
+    auto until = c->handshake_until;
+    park(std::move(c), until);
   }
 
   static bool readable_now(int fd) {
     pollfd p{fd, POLLIN, 0};
     return ::poll(&p, 1, 0) == 1;
+  }
+
+  /// True once stdout failed: every connection is then ended with an error, and no new one
+  /// accepted.
+  bool output_failed() const { return output_failed_; }
+  /// The write error that made output_failed() true.
+  std::exception_ptr output_error() {
+    std::lock_guard lk(out_);
+    return output_error_;
   }
 
   /// Waits until every connection has ended.
@@ -184,7 +225,7 @@ class server {
       }
       // A short wait bounds how late a timeout is noticed; parking needs no wake-up.
       int n = ::epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 100);
-      std::vector<std::unique_ptr<connection>> ready, expired;
+      std::vector<std::unique_ptr<connection>> ready, expired, aborted;
       {
         std::lock_guard lk(m_);
         for (int i = 0; i < n; ++i) {
@@ -200,8 +241,13 @@ class server {
         }
         if (now >= next_sweep_) {  // timeouts are in seconds: a sweep every 100 ms is enough
           next_sweep_ = now + std::chrono::milliseconds(100);
+          bool failed = output_failed();
           for (auto it = parked_.begin(); it != parked_.end();) {
-            if (it->second.until <= now) {
+            if (failed) {
+              abort_connection(it->second.c->s);
+              aborted.push_back(std::move(it->second.c));
+              it = parked_.erase(it);
+            } else if (it->second.until <= now) {
               expired.push_back(std::move(it->second.c));
               it = parked_.erase(it);
             } else {
@@ -211,7 +257,18 @@ class server {
         }
       }
       for (auto& c : expired) drop(std::move(c));
-      for (auto& c : ready) pool_.submit(std::move(c));
+      for (auto& c : aborted) end(std::move(c));
+      for (auto& c : ready) dispatch(std::move(c));
+    }
+  }
+
+  /// To a worker, or dropped when no thread at all can serve it.
+  void dispatch(std::unique_ptr<connection> c) {
+    if (auto unserved = pool_.submit(std::move(c))) {
+      if (!o_.tls->quiet)
+        std::cerr << "sslstream listen: " << unserved->peer
+                  << ": no thread could be started to serve it: connection dropped\n";
+      end(std::move(unserved));
     }
   }
 
@@ -236,12 +293,21 @@ class server {
       // Woken for bytes on the socket; right after the handshake, only for what it buffered.
       bool must_read = c->handshaken;
       if (!c->handshaken) {
-        s.set_timeout(o_.handshake_timeout);
+        // The handshake's limit runs from the accept, not from when a worker got to it: a
+        // connection that waited in the queue has less left, and one with none is dropped.
+        if (c->handshake_until != clock_type::time_point::max()) {
+          auto left =
+              std::chrono::ceil<std::chrono::milliseconds>(c->handshake_until - clock_type::now());
+          if (left.count() <= 0) return drop(std::move(c));
+          s.set_timeout(left);
+        }
         s.do_handshake();
         c->handshaken = true;
         at = phase::transfer;
         if (o_.tls->verbose) print_handshake(s, "listen");
-        s.set_timeout(o_.idle_timeout);
+        // On a worker, a peer that stops reading our echo or stops inside a record must not
+        // hold it for ever: --idle-timeout, or io_limit when none is set.
+        s.set_timeout(o_.idle_timeout.count() > 0 ? o_.idle_timeout : io_limit);
       }
       // A buffer while serving, not per connection (nor per thread, which would outlive a
       // burst and keep its memory from the trim).
@@ -259,23 +325,43 @@ class server {
           done = true;
         } else if (o_.echo) {
           s.write_all(buf.first(n));
-        } else {
-          static std::mutex out;
-          std::lock_guard lk(out);  // whole reads at a time, so connections do not interleave
-          std::fwrite(buf.data(), 1, n, stdout);
-          std::fflush(stdout);
+        } else if (!to_stdout(buf.first(n))) {
+          abort_connection(s);  // its bytes were lost: the client must not see a clean end
+          done = true;
         }
       }
     } catch (const std::exception& e) {
       if (!o_.tls->quiet) report("listen", at, e, o_.tls);
       done = true;
     }
+    if (!done && output_failed()) {
+      abort_connection(c->s);
+      done = true;
+    }
     if (done) return end(std::move(c));
     park(std::move(c), limit_after(o_.idle_timeout));
   }
 
+  /// Copies a connection's bytes to stdout, whole reads at a time so that connections do not
+  /// interleave. False once stdout has failed (now or before): then nothing more is written.
+  bool to_stdout(std::span<const std::byte> data) {
+    std::lock_guard lk(out_);
+    if (output_error_) return false;
+    try {
+      write_stdout(data);
+      return true;
+    } catch (const std::system_error&) {
+      output_error_ = std::current_exception();
+      output_failed_ = true;
+      return false;
+    }
+  }
+
   const ssl_context& ctx_;
   const keep_open_options& o_;
+  std::mutex out_;
+  std::exception_ptr output_error_;  // the first failed write to stdout
+  std::atomic<bool> output_failed_{false};
   int ep_ = -1;
   std::mutex m_;
   std::condition_variable ended_;
@@ -284,7 +370,8 @@ class server {
   bool stopping_ = false;
   clock_type::time_point next_sweep_{};
   clock_type::time_point trim_at_ = clock_type::time_point::max();
-  worker_pool pool_{[this](std::unique_ptr<connection> c) { serve(std::move(c)); }};
+  static constexpr std::chrono::milliseconds io_limit{30000};
+  worker_pool pool_{[this](std::unique_ptr<connection> c) { serve(std::move(c)); }, o_.tls->quiet};
   std::thread parker_;
 };
 
@@ -295,9 +382,13 @@ void serve_keep_open(passive_socket& listener, const ssl_context& ctx, const kee
   raise_descriptor_limit();
   server srv(ctx, o);
   ready();
-  for (unsigned served = 0; o.max_connections == 0 || served < o.max_connections;) {
+  // Accepts wake up now and then to see whether stdout has failed.
+  for (unsigned served = 0;
+       (o.max_connections == 0 || served < o.max_connections) && !srv.output_failed();) {
     try {
-      srv.accepted(listener.accept_connection());
+      auto sock = listener.accept_connection(std::chrono::milliseconds(200));
+      if (!sock) continue;
+      srv.accepted(std::move(*sock));
       ++served;
     } catch (const socket_error& e) {
       // Out of descriptors or memory: pause and retry, so that a flood of clients slows the
@@ -311,7 +402,16 @@ void serve_keep_open(passive_socket& listener, const ssl_context& ctx, const kee
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   }
+  if (srv.output_failed()) listener.close();  // waiting clients are refused, not left hanging
   srv.drain();
+  if (auto e = srv.output_error()) {
+    try {
+      std::rethrow_exception(e);
+    } catch (const std::system_error& err) {
+      throw std::runtime_error(std::string(err.what()) +
+                               ": every connection was ended with an error");
+    }
+  }
 }
 
 }  // namespace cli

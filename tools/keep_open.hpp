@@ -1,8 +1,10 @@
 // listen --keep-open: many connections at once without a thread per idle connection. An idle
 // connection waits in an epoll set; when its socket becomes readable a worker thread (from a
-// pool that grows on demand, so a slow client never holds up the others) handshakes or serves
-// what arrived, and parks it again once nothing more is buffered. Memory per idle connection
-// is then the TLS state alone: no stack, no I/O buffer.
+// pool of at most 64, so a slow client never holds up the others unless 64 are slow at once,
+// and no peer decides how many threads there are) handshakes or serves what arrived, and parks
+// it again once nothing more is buffered. A worker waits at most --handshake-timeout (counted
+// from the accept) for a handshake and --idle-timeout (30 s when none is set) for a read or
+// write. Memory per idle connection is then the TLS state alone: no stack, no I/O buffer.
 #pragma once
 
 #include <chrono>

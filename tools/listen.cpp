@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "cli.hpp"
+#include "files.hpp"
 #include "keep_open.hpp"
 
 namespace cli {
@@ -26,28 +27,47 @@ struct listen_flags {
   std::string port_file;
   bool keep_open = false;
   bool echo = false;
+  bool exit_on_handshake_failure = false;
   unsigned max_connections = 0;
   double handshake_timeout = 30;
   tls_flags tls;
 };
 
 void write_port_file(const std::string& path, std::uint16_t port) {
-  // Write then rename, so a script polling for the file never reads half of it.
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp);
-    out << port << '\n';
-    if (!out.flush())
-      throw config_error(errc::bad_file, "bad-file", "cannot write --port-file '" + path + "'");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw config_error(errc::bad_file, "bad-file", "cannot write --port-file '" + path + "'");
+  // Written whole then moved into place, so a script polling for the file never reads half of
+  // it; a stale file (or a symlink planted at the path) is replaced, never written through.
+  write_file_atomically(path, std::to_string(port) + "\n", true, "--port-file");
 }
 
 void echo(ssl_stream& s) {
   std::vector<std::byte> buf(1 << 16);
   while (auto n = s.read_some(buf)) s.write_all(std::span(buf).first(n));
   s.close();
+}
+
+/// The first connection whose handshake completes. One that fails (a TCP health check that
+/// connects and closes, a port scanner, a client that gives up) is reported and the next one
+/// is awaited, unless --exit-on-handshake-failure.
+ssl_stream first_handshake(passive_socket& listener, const ssl_context& ctx, const listen_flags& f,
+                           phase& at) {
+  for (;;) {
+    at = phase::connect;
+    auto sock = listener.accept_connection();
+    at = phase::handshake;
+    std::string peer = sock.remote_host() + ':' + std::to_string(sock.remote_port());
+    auto tls = make_ssl_server_stream(std::move(sock), ctx);
+    tls.set_timeout(seconds(f.handshake_timeout));
+    try {
+      tls.do_handshake();
+      return tls;
+    } catch (const sslstream::error& e) {
+      if (f.exit_on_handshake_failure || dynamic_cast<const config_error*>(&e)) throw;
+      if (!f.tls.quiet)
+        std::cerr << "sslstream listen: " << peer << ": " << explain("listen", at, e).message
+                  << " (waiting for the next connection; --exit-on-handshake-failure stops "
+                     "here)\n";
+    }
+  }
 }
 
 int run(const listen_flags& f) {
@@ -75,19 +95,15 @@ int run(const listen_flags& f) {
 
     if (!f.keep_open) {
       announce();
-      auto sock = listener.accept_connection();
+      auto tls = first_handshake(listener, ctx, f, at);
       listener.close();
-      at = phase::handshake;
-      auto tls = make_ssl_server_stream(std::move(sock), ctx);
-      tls.set_timeout(seconds(f.handshake_timeout));
-      tls.do_handshake();
       if (f.tls.verbose) print_handshake(tls, "listen");
       at = phase::transfer;
       tls.set_timeout(seconds(f.tls.idle_timeout));
       if (f.echo)
         echo(tls);
       else
-        relay_stdio(tls, f.tls.quiet);
+        relay_stdio(tls, f.tls);
       return ok;
     }
 
@@ -110,19 +126,30 @@ void add_listen(CLI::App& app, command& chosen) {
   sub->add_option("--port", f->port, "port (default 0: chosen by the system)")
       ->check(whole_number(0, 65535));
   sub->add_option("--port-file", f->port_file, "write the port to FILE once listening");
-  sub->add_flag("--keep-open", f->keep_open, "serve connections concurrently until stopped");
-  sub->add_flag("--echo", f->echo, "send each connection's bytes back to it");
+  auto* keep_open =
+      sub->add_flag("--keep-open", f->keep_open, "serve connections concurrently until stopped");
+  auto* echo = sub->add_flag("--echo", f->echo, "send each connection's bytes back to it");
   sub->add_option("--max-connections", f->max_connections,
                   "with --keep-open: stop after N connections")
-      ->check(whole_number(0, 4294967295));
+      ->check(whole_number(0, 4294967295))
+      ->needs(keep_open);
+  sub->add_flag("--exit-on-handshake-failure", f->exit_on_handshake_failure,
+                "without --keep-open: exit 4 if the first connection's handshake fails, instead "
+                "of waiting for a client that completes one")
+      ->excludes(keep_open);
   sub->add_option("--handshake-timeout", f->handshake_timeout,
                   "drop clients that take longer than S seconds to handshake (default 30)")
       ->check(seconds_value());
   add_tls_flags(*sub, f->tls, true);
+  // Only the stdin/stdout relay of one connection sends close_notify first.
+  add_allow_truncation(*sub, f->tls);
+  sub->get_option("--allow-truncation")->excludes(keep_open)->excludes(echo);
   sub->footer(
       "Examples:\n  sslstream listen --port 8443 --echo --keep-open\n"
       "  sslstream listen --cert server.pem --port 8443 < reply.txt\n"
-      "  sslstream listen --cert server.pem --verify required --ca-file clients-ca.pem");
+      "  sslstream listen --cert server.pem --verify required --ca-file clients-ca.pem\n"
+      "  sslstream listen --cert server.pem --allow-truncation < reply.txt   # for gnutls-cli\n"
+      "  sslstream listen --cert server.pem --exit-on-handshake-failure < reply.txt");
   sub->callback([f, &chosen] { chosen = {[f] { return run(*f); }, &f->tls, true}; });
 }
 
