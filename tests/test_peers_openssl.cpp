@@ -97,7 +97,8 @@ TEST_P(OpensslPeer, SClientClosingWithoutCloseNotifyIsTruncation) {
   process cli({"openssl", "s_client", "-connect",
                "localhost:" + std::to_string(listener.local_port()), flag(), "-CAfile",
                cert("ca.pem"), "-quiet"});
-  auto tls = make_ssl_server_stream(accept_within(listener, "openssl s_client"), tls_server_options());
+  auto tls =
+      make_ssl_server_stream(accept_within(listener, "openssl s_client"), tls_server_options());
   tls.set_timeout(std::chrono::seconds(20));
   cli.write_stdin("before the kill\n");
   std::string line;
