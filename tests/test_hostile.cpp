@@ -18,6 +18,7 @@
 
 #include "loopback.hpp"
 #include "record_relay.hpp"
+#include "timing.hpp"
 
 using namespace std::chrono_literals;
 using namespace testing_support;
@@ -32,12 +33,6 @@ constexpr auto relay_limit = 8s;    // the relay and the honest peer end by then
 constexpr int parallel_cells = 8;
 
 constexpr double ms(std::chrono::milliseconds d) { return static_cast<double>(d.count()); }
-
-double thread_cpu_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
-}
 
 struct cell_result {
   bool handshake_ok = false;

@@ -19,6 +19,7 @@
 #include <thread>
 
 #include "loopback.hpp"
+#include "timing.hpp"
 
 using namespace std::chrono_literals;
 using namespace sslstream;
@@ -27,10 +28,6 @@ using namespace testing_support;
 namespace {
 
 constexpr auto slack = 1000ms;  // scheduling on a loaded 2-core machine, sanitizers
-
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
 
 tls_pair connected(const ssl_options& so, const ssl_options& co) {
   auto p = make_tls_pair(so, co);

@@ -14,6 +14,7 @@
 
 #include "data.hpp"
 #include "loopback.hpp"
+#include "raw_connect.hpp"
 
 using namespace sslstream;
 using namespace testing_support;
@@ -79,18 +80,6 @@ bool eventually(F done, std::chrono::seconds limit = 30s) {
     std::this_thread::sleep_for(50ms);
   }
   return true;
-}
-
-/// A plain TCP connection to 127.0.0.1:port that will never say anything; -1 on failure.
-int raw_connect(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd >= 0 && ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
-  if (fd >= 0) ::close(fd);
-  return -1;
 }
 
 /// Resident memory once it has stopped falling (the server trims its heap shortly after a burst

@@ -14,6 +14,8 @@
 #include <thread>
 
 #include "loopback.hpp"
+#include "raw_connect.hpp"
+#include "timing.hpp"
 
 using namespace std::chrono_literals;
 using namespace sslstream;
@@ -22,10 +24,6 @@ using namespace testing_support;
 namespace {
 
 constexpr auto slack = 1500ms;  // scheduling on a loaded 2-core machine, sanitizers
-
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
 
 void echo_lines(ssl_stream& s) {
   std::string line;
@@ -68,19 +66,25 @@ std::vector<std::string> many_clients(std::uint16_t port, int clients, int lines
   return errors;
 }
 
+/// `n` client connections to `port`, each through its handshake, left open.
+std::vector<ssl_stream> handshaken_clients(std::uint16_t port, int n) {
+  auto ctx = make_ssl_client_context(client_options());
+  std::vector<ssl_stream> out;
+  for (int i = 0; i < n; ++i) {
+    out.push_back(make_ssl_client_stream(
+        make_socket(active{.remote_host = "localhost", .remote_port = port}), ctx));
+    out.back().set_timeout(20s);
+    out.back().do_handshake();
+  }
+  return out;
+}
+
 passive_socket listener() { return make_socket(passive{.local_host = "127.0.0.1"}); }
 
 /// A raw TCP connection that sends half a ClientHello and then nothing.
 int half_hello(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
+  int fd = raw_connect(port);
+  if (fd < 0) return -1;
   const unsigned char part[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc};
   (void)!::send(fd, part, sizeof part, MSG_NOSIGNAL);
   return fd;
@@ -113,14 +117,7 @@ TEST(Server, CoroutineHandlersTakeNoThreadPerConnection) {
   server srv(listener(), make_ssl_server_context(tls_server_options()), echo_bytes, o);
   srv.start();
   // 200 connections open and idle at once: the server's threads are its two loops.
-  auto ctx = make_ssl_client_context(client_options());
-  std::vector<ssl_stream> idle;
-  for (int i = 0; i < 200; ++i) {
-    idle.push_back(make_ssl_client_stream(
-        make_socket(active{.remote_host = "localhost", .remote_port = srv.local_port()}), ctx));
-    idle.back().set_timeout(20s);
-    idle.back().do_handshake();
-  }
+  auto idle = handshaken_clients(srv.local_port(), 200);
   EXPECT_EQ(thread_count(::getpid()), base + 2);
   for (auto& s : idle) s << "ping\n" << std::flush;
   for (auto& s : idle) {
@@ -175,13 +172,7 @@ TEST(Server, PastMaxConnectionsNewClientsWaitInTheBacklogThenAreServed) {
   server srv(listener(), make_ssl_server_context(tls_server_options()), echo_bytes, o);
   srv.start();
   auto ctx = make_ssl_client_context(client_options());
-  std::vector<ssl_stream> open;
-  for (int i = 0; i < 3; ++i) {
-    open.push_back(make_ssl_client_stream(
-        make_socket(active{.remote_host = "localhost", .remote_port = srv.local_port()}), ctx));
-    open.back().set_timeout(10s);
-    open.back().do_handshake();
-  }
+  auto open = handshaken_clients(srv.local_port(), 3);
   auto fourth = std::async(std::launch::async, [&] {
     return echo_client(srv.local_port(), 1, ctx);  // connects (backlog), waits for a slot
   });

@@ -16,22 +16,13 @@
 
 #include "data.hpp"
 #include "loopback.hpp"
+#include "timing.hpp"
 
 using namespace std::chrono_literals;
 using namespace sslstream;
 using namespace testing_support;
 
 namespace {
-
-double thread_cpu_ms() {
-  timespec ts{};
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
-}
-
-double ms_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-}
 
 tls_pair connected_pair(const ssl_options& so = tls_server_options(),
                         const ssl_options& co = client_options()) {

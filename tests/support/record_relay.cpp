@@ -10,6 +10,8 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "raw_connect.hpp"
+
 namespace testing_support {
 
 using clock_type = std::chrono::steady_clock;
@@ -53,19 +55,6 @@ std::vector<hostile_action> all_hostile_actions(bool victim_is_server) {
 }
 
 namespace {
-
-int tcp_connect(std::uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
 bool send_all(int fd, const std::uint8_t* p, std::size_t n) {
   while (n > 0) {
@@ -123,7 +112,7 @@ void record_relay::run() {
   pollfd lp{listen_fd_, POLLIN, 0};
   if (::poll(&lp, 1, left_ms()) != 1) return;
   int victim = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
-  int honest = tcp_connect(target_port_);
+  int honest = raw_connect(target_port_);
   if (victim_is_target_) std::swap(victim, honest);
   if (victim < 0 || honest < 0) {
     if (victim >= 0) ::close(victim);
