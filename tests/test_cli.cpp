@@ -3,6 +3,8 @@
 // transfer each way; 200 concurrent clients; and the table of bad inputs, each checking the
 // exit status and the message.
 #include <gtest/gtest.h>
+#include <openssl/evp.h>
+#include <openssl/x509.h>
 #include <sys/socket.h>
 
 #include <filesystem>
@@ -426,6 +428,12 @@ TEST(Cli, CertMakesAUsableFileWithPrivateMode) {
     EXPECT_EQ(got.status, 0) << got.output;
     EXPECT_TRUE(says(got, "self\n"));
   }
+  // The default key type is the library's: ECDSA P-256.
+  auto plain = (dir / "default.pem").string();
+  ASSERT_EQ(run(cmd({"cert", "--out", plain})).status, 0);
+  auto c = x509_certificate::load_pem_file(plain);
+  EXPECT_EQ(EVP_PKEY_get_base_id(X509_get0_pubkey(static_cast<X509*>(c.native_handle()))),
+            EVP_PKEY_EC);
   std::filesystem::remove_all(dir);
 }
 

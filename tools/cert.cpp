@@ -16,7 +16,9 @@ struct cert_flags {
   std::string cn = "localhost";
   std::string san;
   int days = 365;
-  std::string key_type = "rsa2048";
+  // ECDSA P-256, as the library's self_signed_options: a server's handshakes cost several times
+  // less CPU than with RSA-2048, and every TLS 1.2/1.3 client supports it.
+  std::string key_type = "ec256";
   bool quiet = false;
   bool force = false;
 };
@@ -78,7 +80,9 @@ void add_cert(CLI::App& app, command& chosen) {
       "subject alternative names, comma-separated: names and IP addresses (default: the CN)");
   sub->add_option("--days", f->days, "validity in days (default 365)")
       ->check(whole_number(1, self_signed_options::max_days));
-  sub->add_option("--key-type", f->key_type, "rsa2048 (default) or ec256")
+  sub->add_option(
+         "--key-type", f->key_type,
+         "ec256 (default: ECDSA P-256, cheaper handshakes) or rsa2048 (for peers that want RSA)")
       ->check(CLI::IsMember({"rsa2048", "ec256"}));
   sub->add_flag("-q,--quiet", f->quiet, "print nothing but errors");
   sub->footer(

@@ -59,7 +59,8 @@ class socket_error : public error {
 };
 
 /// A bad certificate, key, CA, CRL or option: raised when a context is built, before any
-/// connection exists.
+/// connection exists, or when a stream is made from options that cannot apply to its socket
+/// (a verifying client on a connection with no host name).
 class config_error : public error {
  public:
   using error::error;

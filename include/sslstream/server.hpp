@@ -47,6 +47,8 @@ struct server_options {
   unsigned threads = 0;  ///< event-loop threads; 0 = one per core
   std::size_t max_connections = 10000;
   std::size_t max_workers = 64;  ///< threads that run blocking handlers
+  /// For the engine's connections this, not ssl_options::handshake_timeout, drops a stalled
+  /// handshake.
   std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds idle_timeout{0};  ///< a read waiting this long ends it; 0 = none
   std::chrono::milliseconds write_timeout{30000};
@@ -91,7 +93,9 @@ class async_stream {
   bool session_reused() { return stream().session_reused(); }
   std::string remote_host() const;
   std::uint16_t remote_port() const;
-  /// The underlying stream, for the other accessors (not for blocking I/O on the loop).
+  /// The underlying stream, for the other accessors (export_keying_material, session(), ...;
+  /// the handshake is done before the handler starts, so they do not block). Never for
+  /// blocking I/O on the loop.
   ssl_stream& stream() noexcept;
 
   explicit async_stream(detail::engine_connection& c) noexcept : c_(c) {}

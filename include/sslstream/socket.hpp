@@ -88,7 +88,8 @@ class socket_stream : public duplex_iostream {
 
   std::string local_host() const;  ///< numeric address, e.g. "127.0.0.1" or "::1"
   std::uint16_t local_port() const;
-  std::string remote_host() const;  ///< numeric address of the peer
+  /// Numeric address of the peer ("" on a Unix-domain socket, whose remote_port() is 0).
+  std::string remote_host() const;
   std::uint16_t remote_port() const;
 
   /// Half close. output: flushes what is buffered, then sends FIN (the peer reads EOF);

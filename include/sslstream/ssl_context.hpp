@@ -83,7 +83,9 @@ struct ssl_options {
   bool crl_check = false;    ///< check the peer's certificate against the CRLs
   std::string crl_file;      ///< PEM file of CRLs (used when crl_check is set)
   bool prefer_server_cipher_order = true;
-  std::string server_name;  ///< client: SNI and the name verified (default: the socket's host)
+  /// Client: SNI and the name verified (default: the host the socket connected to; a
+  /// Unix-domain or adopted connection has none, so a verifying client must set this or pins).
+  std::string server_name;
   std::vector<std::string> alpn;  ///< ALPN protocols, most preferred first
   /// SHA-256 fingerprints of the peer certificates to accept, as fingerprint_sha256() and
   /// `sslstream info` print them ("sha256:" prefix, colons and case ignored). When set, they
@@ -95,8 +97,9 @@ struct ssl_options {
   /// with Wireshark. Anyone who sees these lines can decrypt the connection.
   std::function<void(std::string_view line)> keylog;
   /// Bounds the whole handshake of every stream made from these options or their context,
-  /// whatever the stream's own timeout (0 = no bound). A server must not wait forever for a
-  /// client that stops mid-handshake, so there is one by default.
+  /// whatever the stream's own timeout (0 = no bound). On sslstream::server the engine's
+  /// server_options::handshake_timeout governs its connections. A server must not wait forever for
+  /// a client that stops mid-handshake, so there is one by default.
   std::chrono::milliseconds handshake_timeout{30000};
   /// Called once per handshake after OpenSSL's checks (never with verify_mode::none), like Go's
   /// VerifyConnection: return false to fail the handshake (the peer gets a bad_certificate
@@ -109,7 +112,9 @@ struct ssl_options {
   /// happened. Off by default: without it, such an end is a `truncated` error.
   bool allow_truncation = false;
   /// Client: a session saved by ssl_stream::session() (in this process or another), offered
-  /// for resumption; the server decides. A TLS 1.3 session should be used once.
+  /// for resumption to the name it was made for; the server decides, and a resumed session
+  /// must still pass this client's checks. A context offers a TLS 1.3 one once; offering the
+  /// same text to several contexts is the caller's choice (RFC 8446 §C.4 advises against it).
   std::string session;
 };
 

@@ -104,7 +104,8 @@ class ssl_stream : public duplex_iostream {
   // want_read / want_write: wait until native_handle() is readable / writable, then call the
   // same function again (a write with the same bytes). eof only after the peer's close_notify;
   // errors throw as the blocking calls do. Check input_pending() before waiting to read. Do
-  // not mix with `<<` (try_write_some refuses while `<<` has bytes buffered: flush() first).
+  // not mix with `<<` (try_write_some throws std::logic_error while `<<` has bytes buffered:
+  // flush() first).
   io_result try_handshake();
   io_result try_read_some(std::span<std::byte> buffer);
   io_result try_write_some(std::span<const std::byte> data);
