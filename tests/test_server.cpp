@@ -24,6 +24,11 @@ using namespace testing_support;
 namespace {
 
 constexpr auto slack = 1500ms;  // scheduling on a loaded 2-core machine, sanitizers
+#if defined(__SANITIZE_THREAD__)
+constexpr std::size_t runtime_threads = 1;  // TSan starts a background thread of its own
+#else
+constexpr std::size_t runtime_threads = 0;
+#endif
 
 void echo_lines(ssl_stream& s) {
   std::string line;
@@ -55,11 +60,13 @@ std::string echo_client(std::uint16_t port, int lines, const ssl_context& ctx) {
 }
 
 std::vector<std::string> many_clients(std::uint16_t port, int clients, int lines) {
-  auto ctx = make_ssl_client_context(client_options());
   std::vector<std::future<std::string>> fs;
+  // A context each: clients that share one also share TLS sessions, whose reference counts
+  // live in OpenSSL, which TSan does not see (it reports their frees as races).
   for (int i = 0; i < clients; ++i)
-    fs.push_back(
-        std::async(std::launch::async, [&, port] { return echo_client(port, lines, ctx); }));
+    fs.push_back(std::async(std::launch::async, [=] {
+      return echo_client(port, lines, make_ssl_client_context(client_options()));
+    }));
   std::vector<std::string> errors;
   for (auto& f : fs)
     if (auto e = f.get(); !e.empty()) errors.push_back(e);
@@ -102,7 +109,7 @@ TEST(Server, BlockingHandlersServeManyClientsOnBoundedThreads) {
   auto errors = many_clients(srv.local_port(), 40, 20);
   EXPECT_TRUE(errors.empty()) << errors.size() << " failed, first: " << errors[0];
   // The 40 client threads are gone; the server kept at most its loops and workers.
-  EXPECT_LE(thread_count(::getpid()), base + 2 + 8);
+  EXPECT_LE(thread_count(::getpid()), base + 2 + 8 + runtime_threads);
   auto st = srv.stats();
   EXPECT_EQ(st.accepted, 40u);
   EXPECT_EQ(st.handshakes, 40u);
@@ -118,7 +125,8 @@ TEST(Server, CoroutineHandlersTakeNoThreadPerConnection) {
   srv.start();
   // 200 connections open and idle at once: the server's threads are its two loops.
   auto idle = handshaken_clients(srv.local_port(), 200);
-  EXPECT_EQ(thread_count(::getpid()), base + 2);
+  EXPECT_GE(thread_count(::getpid()), base + 2);
+  EXPECT_LE(thread_count(::getpid()), base + 2 + runtime_threads);
   for (auto& s : idle) s << "ping\n" << std::flush;
   for (auto& s : idle) {
     std::string got;
@@ -148,7 +156,7 @@ TEST(Server, StalledHandshakesTakeNoThreadAndAreDroppedAtHandshakeTimeout) {
   auto served = std::chrono::steady_clock::now();
   EXPECT_EQ(echo_client(srv.local_port(), 1, make_ssl_client_context(client_options())), "");
   EXPECT_LT(ms_since(served), 1000);
-  EXPECT_LE(thread_count(::getpid()), base + 2 + 4);
+  EXPECT_LE(thread_count(::getpid()), base + 2 + 4 + runtime_threads);
   // Every stalled one is dropped at the limit: its read ends (EOF or reset).
   for (int fd : fds) {
     ASSERT_GE(fd, 0);
