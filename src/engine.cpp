@@ -148,7 +148,6 @@ void engine::hand_to_worker(std::unique_ptr<engine_connection> c) {
     }
     connection_ended();
   });
-  pool_.retry();
 }
 
 void engine::connection_ended() {

@@ -111,7 +111,7 @@ std::vector<x509_certificate> ssl_stream::peer_chain() {
 verify_result_t ssl_stream::verify_result() {
   do_handshake();
   long code = impl_->locked([](SSL* s) { return SSL_get_verify_result(s); });
-  return {code, code == X509_V_OK ? "ok" : X509_verify_cert_error_string(code)};
+  return detail::verify_result_of(code);
 }
 
 std::string ssl_stream::protocol_version() {

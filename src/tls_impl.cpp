@@ -271,7 +271,7 @@ int tls_impl::cert_verify_cb(X509_STORE_CTX* store, void* arg) {
     } else {
       info.chain = certificates(X509_STORE_CTX_get0_untrusted(store));
     }
-    info.result = {code, code == X509_V_OK ? "ok" : X509_verify_cert_error_string(code)};
+    info.result = verify_result_of(code);
     const char* sni = SSL_get_servername(t->ssl.get(), TLSEXT_NAMETYPE_host_name);
     info.server_name = t->server ? (sni ? sni : "") : t->verify_name;
     if (!st.options.verify_callback(info)) return reject(store, leaf, t, rejecter::callback);
@@ -345,16 +345,12 @@ int tls_impl::perform(Op op, const deadline& until, op_kind kind) {
     const char* what = op_name(static_cast<int>(kind));
     try {
       wait_for(parts.fd.get(), static_cast<short>(want), until, what);
-    } catch (const socket_error& e) {
+    } catch (const socket_error&) {
       // A write or handshake that timed out mid-record cannot be resumed with other data:
       // make it stick. A read that timed out consumed nothing and may be retried.
       std::lock_guard lk(ssl_mutex_);
       if (kind == op_kind::handshake && handshake_limit_ && until == handshake_limit_)
-        fatal_ = std::make_exception_ptr(socket_error(
-            e.code(), "timeout",
-            "TLS handshake did not finish within " +
-                std::to_string(ctx.options().handshake_timeout.count()) +
-                " ms: the peer stalled (the limit is ssl_options::handshake_timeout)"));
+        fatal_ = handshake_timed_out();
       else if (kind != op_kind::read)
         fatal_ = std::current_exception();
       else
@@ -377,12 +373,7 @@ io_result tls_impl::try_handshake() {
   if (!try_handshake_limit_) try_handshake_limit_ = deadline_after(ctx.options().handshake_timeout);
   if (try_handshake_limit_ && clock::now() >= *try_handshake_limit_) {
     std::lock_guard slk(ssl_mutex_);
-    if (!fatal_)
-      fatal_ = std::make_exception_ptr(
-          socket_error(std::error_code(ETIMEDOUT, std::system_category()), "timeout",
-                       "TLS handshake did not finish within " +
-                           std::to_string(ctx.options().handshake_timeout.count()) +
-                           " ms: the peer stalled (the limit is ssl_options::handshake_timeout)"));
+    if (!fatal_) fatal_ = handshake_timed_out();
     std::rethrow_exception(fatal_);
   }
   int want = 0;
@@ -547,7 +538,7 @@ void tls_impl::check_resumed_session() {
     for (int i = 0; chain && i < sk_X509_num(chain); ++i)
       info.chain.push_back(x509_certificate::from_native(sk_X509_value(chain, i)));
     long code = SSL_get_verify_result(ssl.get());
-    info.result = {code, code == X509_V_OK ? "ok" : X509_verify_cert_error_string(code)};
+    info.result = verify_result_of(code);
     bool ok = false;
     try {
       ok = st.options.verify_callback(info);
@@ -585,6 +576,18 @@ io_result tls_impl::try_shutdown() {
   close_notify_sent_ = true;
   output_shut = true;
   return {};
+}
+
+std::exception_ptr tls_impl::handshake_timed_out() const {
+  return std::make_exception_ptr(
+      socket_error(std::error_code(ETIMEDOUT, std::system_category()), "timeout",
+                   "TLS handshake did not finish within " +
+                       std::to_string(ctx.options().handshake_timeout.count()) +
+                       " ms: the peer stalled (the limit is ssl_options::handshake_timeout)"));
+}
+
+verify_result_t verify_result_of(long code) {
+  return {code, code == X509_V_OK ? "ok" : X509_verify_cert_error_string(code)};
 }
 
 void tls_impl::finish_handshake() {

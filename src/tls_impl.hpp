@@ -19,6 +19,9 @@
 
 namespace sslstream::detail {
 
+/// OpenSSL's verify code with its text ("ok" for X509_V_OK), as verify_result() reports it.
+verify_result_t verify_result_of(long code);
+
 class tls_impl final : public transport {
  public:
   tls_impl(ssl_context ctx, connection_parts parts, std::string preread);
@@ -106,6 +109,8 @@ class tls_impl final : public transport {
   template <class Op>
   int perform(Op op, const deadline& until, op_kind kind);
   void finish_handshake();
+  /// The error of a handshake past ssl_options::handshake_timeout (blocking or not).
+  std::exception_ptr handshake_timed_out() const;
   void check_resumed_session();
   [[noreturn]] void fail(int ssl_error, op_kind kind);
   [[noreturn]] void fail_handshake_timeout();
