@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <sslstream/sslstream.hpp>
 #include <string>
 
 #include "cli_run.hpp"

@@ -49,7 +49,7 @@ std::string shown(std::string_view s) {
 
 std::string seconds_text(std::chrono::milliseconds t) {
   std::ostringstream os;
-  os << t.count() / 1000.0;
+  os << static_cast<double>(t.count()) / 1000.0;
   return os.str();
 }
 
@@ -208,11 +208,13 @@ reply read_reply(preamble& p) {
     p.refuse("the server's answer is not a reply of this protocol: " + shown(first));
   r.code = std::stoi(first.substr(0, 3));
   r.text = first;
-  std::string l = first;
-  while (l.size() > 3 && l[3] == '-') {
-    l = p.line();
-    r.text += '\n' + l;
-    if (l.size() >= 3 && l.compare(0, 3, first, 0, 3) == 0 && (l.size() == 3 || l[3] == ' ')) break;
+  if (first.size() > 3 && first[3] == '-') {
+    for (;;) {  // up to the line with the same code and a space (RFC 959 §4.2, RFC 5321 §4.2.1)
+      std::string l = p.line();
+      r.text += '\n' + l;
+      if (l.size() >= 3 && l.compare(0, 3, first, 0, 3) == 0 && (l.size() == 3 || l[3] == ' '))
+        break;
+    }
   }
   return r;
 }
