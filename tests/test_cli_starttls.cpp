@@ -226,6 +226,27 @@ TEST(StartTlsScripted, AStalledPreambleEndsAtTheConnectTimeout) {
   }
 }
 
+TEST(StartTlsScripted, EndlessRepliesAreCutAtTheirLimits) {
+  // Neither waits for the timeout: each is refused as soon as its limit is passed.
+  scripted_server longline("smtp", "longline");
+  auto start = std::chrono::steady_clock::now();
+  auto r = info("smtp", longline.port);
+  EXPECT_EQ(r.status, 4) << r.output;
+  EXPECT_TRUE(says(r,
+                   "STARTTLS (smtp): the server sent a line of more than 8192 bytes while we "
+                   "waited for the greeting: 220 xxx"))
+      << r.output;
+  EXPECT_LT(ms_since(start), 10000) << r.output;  // the --connect-timeout is 30 s
+  scripted_server flood("smtp", "flood");
+  r = info("smtp", flood.port);
+  EXPECT_EQ(r.status, 4) << r.output;
+  EXPECT_TRUE(says(r,
+                   "STARTTLS (smtp): the server sent more than 65536 bytes while we waited "
+                   "for the greeting"))
+      << r.output;
+  EXPECT_LT(ms_since(start), 20000) << r.output;
+}
+
 TEST(StartTlsReal, PostgreSql) {
   const std::string bin = "/usr/lib/postgresql/15/bin/";
   if (!installed(bin + "postgres")) GTEST_SKIP() << "postgresql-15 not installed";

@@ -162,8 +162,8 @@ class preamble {
 
   void more() {
     if (total_ >= max_total)
-      refuse("the server sent more than " + std::to_string(max_total) + " bytes without the " +
-             waiting_);
+      refuse("the server sent more than " + std::to_string(max_total) +
+             " bytes while we waited for " + waiting_);
     std::array<std::byte, 4096> chunk{};
     set_timeouts();
     std::size_t n = 0;

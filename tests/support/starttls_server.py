@@ -10,6 +10,8 @@ ssl module (OpenSSL, not sslstream) on the same connection.
            refuse    no STARTTLS capability, or an error answer (postgres: 'N'; ldap: code 2)
            inject    the go-ahead followed at once by more plaintext in the same write
            stall     greets, then says nothing more
+           longline  (smtp) a greeting line of 10000 bytes, no end
+           flood     (smtp) a greeting of more than 64 KiB in 80-byte lines, no end
 Prints "listening on 127.0.0.1:PORT" once listening (port chosen by the system), serves one
 connection and exits.
 """
@@ -56,6 +58,12 @@ def stall(conn):
 
 
 def smtp(conn):
+    if mode == "longline":
+        conn.sendall(b"220 " + b"x" * 10000)
+        return stall(conn)
+    if mode == "flood":
+        conn.sendall((b"220-" + b"y" * 76 + b"\r\n") * 1000)
+        return stall(conn)
     conn.sendall(b"220-test.example ESMTP scripted\r\n220 test.example ready\r\n")
     if mode == "stall":
         return stall(conn)
