@@ -432,8 +432,8 @@ void ldap(preamble& p) {
 
 void add_starttls_flag(CLI::App& app, std::string& protocol) {
   app.add_option("--starttls", protocol,
-                 "speak PROTO's plaintext exchange first, then TLS on the same connection: "
-                 "smtp, imap, pop3, ftp, xmpp, postgres or ldap")
+                 "speak PROTO's plaintext exchange first (bounded by --connect-timeout), then TLS "
+                 "on the same connection: smtp, imap, pop3, ftp, xmpp, postgres or ldap")
       ->type_name("PROTO")
       ->check(CLI::Validator(
           [](std::string& p) -> std::string {
