@@ -64,6 +64,16 @@ enum class verify_mode {
 
 enum class tls_version { tls1_0, tls1_1, tls1_2, tls1_3 };
 
+/// One more certificate for a server (ssl_options::more_certificates): the same four settings as
+/// ssl_options' own `certificate`, `key`, `certificate_password` and `certificate_pem`, read and
+/// checked the same way when the context is built.
+struct certificate_files {
+  std::string certificate;      ///< PEM: certificate, then its chain, then optionally its key
+  std::string key;              ///< PEM private key; empty = the key is in `certificate`
+  std::string password;         ///< password of an encrypted key
+  std::string certificate_pem;  ///< PEM text used instead of the `certificate` file
+};
+
 struct ssl_options {
   std::string certificate;           ///< PEM: certificate, then its chain, then optionally its key
   std::string key;                   ///< PEM private key; empty = the key is in `certificate`
@@ -71,6 +81,25 @@ struct ssl_options {
   /// PEM text used instead of the `certificate` file (certificate, chain, optionally the key).
   std::string certificate_pem;
   std::vector<std::string> other_certificates;  ///< PEM files of extra chain certificates
+  /// Server: more certificates, as Go's `Certificates` or libtls' `tls_config_add_keypair_file`.
+  /// Each handshake serves the certificates whose subjectAltName DNS names match the client's
+  /// SNI: exactly if any does, else by a wildcard (`*.example.com` covers one label:
+  /// `a.example.com`, not `example.com` nor `a.b.example.com`). Among those, OpenSSL picks by
+  /// key type what the client can verify (its signature_algorithms and, in TLS 1.2, its
+  /// suites): an ECDSA and an RSA certificate for one name serve both kinds of client, ECDSA
+  /// first. Without SNI, or when no name matches, the server serves `certificate`, together
+  /// with the more_certificates that have exactly its subjectAltNames (another key type).
+  /// When two matching certificates have the same key type, the earlier one (`certificate`
+  /// first, then this list in order) serves. `other_certificates` belong to `certificate`;
+  /// each of these carries its own chain in its file.
+  ///
+  /// Every pair is read and checked when the context is built, as `certificate` is: a key that
+  /// does not match, a certificate without a DNS name that would only ever be chosen by one, or
+  /// one hidden behind an earlier certificate of its key type for all its names is a
+  /// config_error naming the file. A session resumes only with the certificates it was made
+  /// with: a client that offers, under SNI `b`, a session made under `a` gets a full handshake
+  /// and `b`'s certificate. A client context refuses this option.
+  std::vector<certificate_files> more_certificates;
   tls_version min_version = tls_version::tls1_2;
   tls_version max_version = tls_version::tls1_3;
   std::optional<verify_mode> verify;  ///< unset: client required, server none
