@@ -94,7 +94,9 @@ certificate_selection::certificate_selection(SSL_CTX* ctx, const ssl_options& o,
   };
 
   // Each pair must be one OpenSSL will serve (key strength, signature): tried now on a
-  // connection of this context, as every handshake that chooses it will.
+  // connection of this context, as every handshake that chooses it will. This also fills each
+  // certificate's cached extensions while the context is not shared yet (OpenSSL 3.0 fills
+  // them on first use, racing between threads).
   ssl_ptr probe(SSL_new(ctx));
   if (!probe) fail(errc::bad_option, "bad-option", "cannot create an OpenSSL connection");
   for (std::size_t i = 1; i < pairs_.size(); ++i) {

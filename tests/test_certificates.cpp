@@ -73,14 +73,17 @@ class Certificates : public ::testing::TestWithParam<std::string> {
   struct served {
     std::string cn;
     bool reused = false;
+    bool failed = false;  // the server's handshake failed
     std::string output;
   };
 
   /// Runs `argv` (a client connecting to the port it is given) against one connection of `ctx`,
-  /// and reads the served CN from its output with `cn_pattern`.
+  /// and reads the served CN from its output with `cn_pattern`. The client has reported its
+  /// handshake once its output matches `done`: only then does the server close, since a
+  /// client that meets the close_notify first may exit without printing what it got.
   served serve_one(const ssl_context& ctx,
                    const std::function<std::vector<std::string>(std::uint16_t)>& argv,
-                   const std::string& who, const std::string& cn_pattern) {
+                   const std::string& who, const std::string& cn_pattern, const std::string& done) {
     auto listener = make_socket(passive{.local_host = "127.0.0.1"});
     process cli(argv(listener.local_port()));
     auto tls = make_ssl_server_stream(accept_within(listener, who), ctx);
@@ -89,13 +92,16 @@ class Certificates : public ::testing::TestWithParam<std::string> {
     try {
       tls.do_handshake();
       out.reused = tls.session_reused();
+      EXPECT_TRUE(cli.wait_for_match("(" + done + ")", std::chrono::seconds(20)))
+          << who << " did not report its handshake: " << cli.output();
       tls.close();  // close_notify: the client sees the end and exits
     } catch (const std::exception& e) {
-      ADD_FAILURE() << who << ": the handshake failed: " << e.what();
+      out.failed = true;
+      out.output = e.what();
     }
     cli.close_stdin();
     EXPECT_TRUE(cli.wait(std::chrono::seconds(20))) << who << " did not exit: " << cli.output();
-    out.output = cli.output();
+    out.output += cli.output();
     std::smatch m;
     if (std::regex_search(out.output, m, std::regex(cn_pattern))) out.cn = m[1];
     return out;
@@ -111,7 +117,7 @@ class Certificates : public ::testing::TestWithParam<std::string> {
           argv.insert(argv.end(), args.begin(), args.end());
           return argv;
         },
-        "openssl s_client", R"(subject=CN = ([^,\n]+))");
+        "openssl s_client", R"(subject=CN = ([^,\n]+))", "(New|Reused), TLS");
   }
 
   /// gnutls-cli sending SNI `name`, limited to the signature algorithms in `sign` (gnutls
@@ -125,7 +131,7 @@ class Certificates : public ::testing::TestWithParam<std::string> {
               "gnutls-cli", "--insecure", "--sni-hostname=" + name, "-p", std::to_string(port),
               priority,     "127.0.0.1"};
         },
-        "gnutls-cli", R"(subject `CN=([^',]+))");
+        "gnutls-cli", R"(subject `CN=([^',]+))", "Handshake was completed");
   }
 };
 
@@ -169,6 +175,10 @@ TEST_P(Certificates, SClientGetsTheKeyTypeItCanVerify) {
   EXPECT_EQ(s_client(ctx, std::vector<std::string>{"-noservername"} + ecdsa_only).cn, "default-ec");
   EXPECT_EQ(s_client(ctx, std::vector<std::string>{"-servername", "x.example"} + rsa_only).cn,
             "default-rsa");
+  // A client that can verify none of its name's certificates is not served another name's.
+  auto none = s_client(ctx, std::vector<std::string>{"-servername", "a.example.com"} + rsa_only);
+  EXPECT_TRUE(none.failed) << none.output;
+  EXPECT_EQ(none.cn, "");
 }
 
 TEST_P(Certificates, GnutlsCliGetsTheKeyTypeItCanVerify) {
@@ -335,6 +345,21 @@ TEST(CertificatesConfig, FilesAndPasswordsAreCheckedAsCertificatesAre) {
   EXPECT_TRUE(says(e, "server-enc.key")) << e.what();
   o.more_certificates.back().password = "secret";
   EXPECT_NO_THROW(make_ssl_server_context(o));
+}
+
+TEST(CertificatesConfig, KeyOpenSslWillNotServe) {
+  // Debian's OpenSSL (security level 2) refuses RSA keys under 2048 bits.
+  temp_dir d;
+  const std::string file = (d.path / "weak.pem").string();
+  process req({"openssl", "req", "-x509", "-newkey", "rsa:1024", "-nodes", "-subj", "/CN=weak",
+               "-addext", "subjectAltName=DNS:weak.example", "-keyout", file, "-out", file});
+  ASSERT_EQ(req.wait(std::chrono::seconds(30)), 0) << req.output();
+  auto o = many_certificates(tls_version::tls1_3);
+  o.more_certificates.push_back({.certificate = file});
+  auto e = build_fails(o);
+  EXPECT_EQ(e.identifier(), "bad-certificate");
+  EXPECT_TRUE(says(e, "more_certificates[5] ('" + file + "')")) << e.what();
+  EXPECT_TRUE(says(e, "too small")) << e.what();
 }
 
 TEST(CertificatesConfig, CertificatesThatWouldNeverBeServed) {

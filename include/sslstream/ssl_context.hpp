@@ -5,6 +5,8 @@
 //   o.certificate = "examples/ssl/server.pem";      // certificate followed by its key
 //   auto ctx = sslstream::make_ssl_server_context(o);  // build once, share everywhere
 //
+// Several certificates on one server: ssl_options::more_certificates (by SNI, then key type).
+//
 // Defaults — secure by default, unlike Allegro, which verifies nothing unless asked:
 //   - TLS 1.2 and 1.3 only; TLS 1.2 limited to forward-secret AEAD suites (ECDHE/DHE with
 //     AES-GCM or ChaCha20-Poly1305); OpenSSL's TLS 1.3 suites (all AEAD); no compression, no
@@ -83,22 +85,24 @@ struct ssl_options {
   std::vector<std::string> other_certificates;  ///< PEM files of extra chain certificates
   /// Server: more certificates, as Go's `Certificates` or libtls' `tls_config_add_keypair_file`.
   /// Each handshake serves the certificates whose subjectAltName DNS names match the client's
-  /// SNI: exactly if any does, else by a wildcard (`*.example.com` covers one label:
-  /// `a.example.com`, not `example.com` nor `a.b.example.com`). Among those, OpenSSL picks by
-  /// key type what the client can verify (its signature_algorithms and, in TLS 1.2, its
+  /// SNI, case ignored: exactly if any does, else by a wildcard (`*.example.com` covers one
+  /// label: `a.example.com`, not `example.com` nor `a.b.example.com`). Among those, OpenSSL
+  /// picks the key type the client can verify (its signature_algorithms and, in TLS 1.2, its
   /// suites): an ECDSA and an RSA certificate for one name serve both kinds of client, ECDSA
-  /// first. Without SNI, or when no name matches, the server serves `certificate`, together
-  /// with the more_certificates that have exactly its subjectAltNames (another key type).
-  /// When two matching certificates have the same key type, the earlier one (`certificate`
-  /// first, then this list in order) serves. `other_certificates` belong to `certificate`;
-  /// each of these carries its own chain in its file.
+  /// the ones that can do both. Without SNI, or for a name no certificate has, the server
+  /// serves `certificate`, with those of these that have exactly its subjectAltNames (its
+  /// other key types). Of two matching certificates with one key type, the first serves
+  /// (`certificate`, then this list in order). A client that can verify none of its name's
+  /// certificates fails the handshake: it is not served another name's. `other_certificates`
+  /// belong to `certificate`; each of these carries its own chain after it.
   ///
-  /// Every pair is read and checked when the context is built, as `certificate` is: a key that
-  /// does not match, a certificate without a DNS name that would only ever be chosen by one, or
-  /// one hidden behind an earlier certificate of its key type for all its names is a
-  /// config_error naming the file. A session resumes only with the certificates it was made
-  /// with: a client that offers, under SNI `b`, a session made under `a` gets a full handshake
-  /// and `b`'s certificate. A client context refuses this option.
+  /// Each pair is read and checked when the context is built, as `certificate` is: a missing
+  /// file, a wrong password, a key that does not match, a certificate OpenSSL will not serve,
+  /// one without a DNS name (no SNI could choose it) or one hidden for all its names behind
+  /// earlier certificates of its key type is a config_error naming it. A session resumes only
+  /// under a name that gets the certificates it was made with: one made for `a`, offered
+  /// under SNI `b`, gets a full handshake and `b`'s certificate (OpenSSL alone would resume it).
+  /// A client context refuses this option.
   std::vector<certificate_files> more_certificates;
   tls_version min_version = tls_version::tls1_2;
   tls_version max_version = tls_version::tls1_3;
