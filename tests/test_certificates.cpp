@@ -4,6 +4,7 @@
 // 1.3; sessions never resume across certificates; bad pairs are config errors naming the file.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -226,6 +227,39 @@ TEST_P(Certificates, OurClientVerifiesTheCertificateForItsName) {
   auto p = make_tls_pair(server, make_ssl_client_context(co));
   auto r = handshake_both(p.server, p.client);
   EXPECT_TRUE(r.client);
+}
+
+// sslstream::server runs handshakes non-blocking on its event loops: the same choice there.
+TEST_P(Certificates, TheServerEngineChoosesTheSame) {
+  const auto& c = certs();
+  server srv(
+      make_socket(passive{.local_host = "127.0.0.1"}),
+      make_ssl_server_context(many_certificates(version())),
+      [](async_stream& s) -> task<> {
+        std::array<std::byte, 64> b{};
+        while (auto n = co_await s.read_some(b)) co_await s.write_all(std::span(b).first(n));
+      },
+      server_options{.threads = 1});
+  srv.start();
+  for (auto [name, expected] :
+       {std::pair{"b.example.com", "CN=wildcard"}, {"default.example", "CN=default-ec"}}) {
+    auto co = client_options();
+    co.ca_file.clear();
+    co.ca_pem = certificate_only(c.wildcard) + certificate_only(c.main_ec);
+    co.server_name = name;
+    auto tls = make_ssl_client_stream(
+        make_socket(active{.remote_host = "127.0.0.1", .remote_port = srv.local_port()}),
+        make_ssl_client_context(co));
+    tls.set_timeout(std::chrono::seconds(20));
+    tls << "ping" << std::endl;
+    std::string line;
+    std::getline(tls, line);
+    EXPECT_EQ(line, "ping") << name;
+    ASSERT_TRUE(tls.peer_certificate());
+    EXPECT_EQ(tls.peer_certificate()->subject(), expected) << name;
+    tls.close();
+  }
+  srv.stop();
 }
 
 // A session is bound to the certificates it was made with: offered under another name, it is
