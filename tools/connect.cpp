@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "tunnel.hpp"
 
 namespace cli {
 
@@ -15,6 +16,7 @@ struct connect_flags {
   std::string host;
   std::uint16_t port = 0;
   double connect_timeout = 30;
+  accept_flags accept;  // --accept: a tunnel for local connections instead of stdin/stdout
   tls_flags tls;
 };
 
@@ -59,6 +61,8 @@ std::string when(std::chrono::system_clock::time_point t) {
 }
 
 int run_connect(const connect_flags& f) {
+  if (!f.accept.accept.empty())
+    return serve_tunnel(f.accept, f.host, f.port, seconds(f.connect_timeout), f.tls);
   phase at = phase::setup;
   return guarded("connect", at, &f.tls, [&] {
     auto tls = open(f, at, false);
@@ -118,6 +122,7 @@ void add_connect(CLI::App& app, command& chosen) {
       "connect", "connect with TLS and relay stdin to the server, the server to stdout");
   add_common(*sub, *f);
   add_allow_truncation(*sub, f->tls);
+  add_accept_flags(*sub, f->accept);
   sub->footer(
       "Examples:\n  printf 'GET / HTTP/1.0\\r\\nHost: example.com\\r\\n\\r\\n' | sslstream connect "
       "example.com 443\n"
@@ -126,7 +131,9 @@ void add_connect(CLI::App& app, command& chosen) {
       "  sslstream connect myhost 8443 --pin sha256:<current key> --pin sha256:<next key>\n"
       "  sslstream connect db.internal 5433 --cert client.pem --key client.key --ca-file ca.pem\n"
       "  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | sslstream connect old.example 443 "
-      "--allow-truncation");
+      "--allow-truncation\n"
+      "  sslstream connect mail.example 993 --accept 1143   # then: curl imap://127.0.0.1:1143/\n"
+      "  sslstream connect localhost 8443 --ca-file ca.pem --accept 127.0.0.1:0 --port-file p");
   sub->callback([f, &chosen] { chosen = {[f] { return run_connect(*f); }, &f->tls, false}; });
 }
 

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <thread>
 
+#include "backend.hpp"
 #include "cli.hpp"
 #include "files.hpp"
 #include "keep_open.hpp"
@@ -30,6 +31,8 @@ struct listen_flags {
   bool exit_on_handshake_failure = false;
   unsigned max_connections = 0;
   double handshake_timeout = 30;
+  std::size_t max_workers = 64;
+  backend_flags backend;  // --forward, --exec
   tls_flags tls;
 };
 
@@ -72,7 +75,7 @@ ssl_stream first_handshake(passive_socket& listener, const ssl_context& ctx, con
 
 int run(const listen_flags& f) {
   phase at = phase::setup;
-  return guarded("listen", at, &f.tls, [&] {
+  return guarded("listen", at, &f.tls, [&]() -> int {
     auto o = to_options(f.tls, true);
     if (f.tls.cert.empty()) {
       o.certificate_pem = make_self_signed_certificate({});
@@ -84,6 +87,7 @@ int run(const listen_flags& f) {
                   << " to trust exactly this certificate)\n";
     }
     auto ctx = make_ssl_server_context(o);
+    auto handler = make_backend_handler(f.backend, f.tls);
     at = phase::connect;
     auto listener = make_socket(passive{.local_host = f.host, .local_port = f.port});
     auto announce = [&] {
@@ -100,6 +104,7 @@ int run(const listen_flags& f) {
       if (f.tls.verbose) print_handshake(tls, "listen");
       at = phase::transfer;
       tls.set_timeout(seconds(f.tls.idle_timeout));
+      if (handler) return handler(tls);
       if (f.echo)
         echo(tls);
       else
@@ -107,6 +112,8 @@ int run(const listen_flags& f) {
       return ok;
     }
 
+    if (handler)  // until the engine-based keep-open is merged
+      throw std::invalid_argument("--forward and --exec do not work with --keep-open yet");
     serve_keep_open(listener, ctx,
                     {f.echo, f.max_connections, seconds(f.handshake_timeout),
                      seconds(f.tls.idle_timeout), &f.tls},
@@ -129,6 +136,12 @@ void add_listen(CLI::App& app, command& chosen) {
   auto* keep_open =
       sub->add_flag("--keep-open", f->keep_open, "serve connections concurrently until stopped");
   auto* echo = sub->add_flag("--echo", f->echo, "send each connection's bytes back to it");
+  add_backend_flags(*sub, f->backend, echo);
+  sub->add_option("--max-workers", f->max_workers,
+                  "with --keep-open: threads that serve --forward/--exec connections at once "
+                  "(default 64; more wait for one), e.g. --max-workers 256")
+      ->check(whole_number(1, 4096))
+      ->needs(keep_open);
   sub->add_option("--max-connections", f->max_connections,
                   "with --keep-open: stop after N connections")
       ->check(whole_number(0, 4294967295))
@@ -149,7 +162,10 @@ void add_listen(CLI::App& app, command& chosen) {
       "  sslstream listen --cert server.pem --port 8443 < reply.txt\n"
       "  sslstream listen --cert server.pem --verify required --ca-file clients-ca.pem\n"
       "  sslstream listen --cert server.pem --allow-truncation < reply.txt   # for gnutls-cli\n"
-      "  sslstream listen --cert server.pem --exit-on-handshake-failure < reply.txt");
+      "  sslstream listen --cert server.pem --exit-on-handshake-failure < reply.txt\n"
+      "  sslstream listen --cert server.pem --port 443 --keep-open --forward 127.0.0.1:8080\n"
+      "  sslstream listen --cert server.pem --verify required --ca-file ca.pem --keep-open \\\n"
+      "      --exec 'echo \"hello $SSLSTREAM_PEER_SUBJECT\"'");
   sub->callback([f, &chosen] { chosen = {[f] { return run(*f); }, &f->tls, true}; });
 }
 
