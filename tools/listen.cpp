@@ -30,6 +30,7 @@ struct listen_flags {
   bool exit_on_handshake_failure = false;
   unsigned max_connections = 0;
   double handshake_timeout = 30;
+  double drain = 10;
   tls_flags tls;
 };
 
@@ -72,10 +73,11 @@ ssl_stream first_handshake(passive_socket& listener, const ssl_context& ctx, con
 
 int run(const listen_flags& f) {
   phase at = phase::setup;
-  return guarded("listen", at, &f.tls, [&] {
+  return guarded("listen", at, &f.tls, [&]() -> int {
     auto o = to_options(f.tls, true);
+    std::string self_signed;  // kept across SIGHUP: clients may have pinned it
     if (f.tls.cert.empty()) {
-      o.certificate_pem = make_self_signed_certificate({});
+      self_signed = o.certificate_pem = make_self_signed_certificate({});
       auto c = x509_certificate::from_pem(o.certificate_pem);
       if (!f.tls.quiet)
         std::cerr << "using a fresh self-signed certificate for localhost, 127.0.0.1, ::1: sha256:"
@@ -86,11 +88,11 @@ int run(const listen_flags& f) {
     auto ctx = make_ssl_server_context(o);
     at = phase::connect;
     auto listener = make_socket(passive{.local_host = f.host, .local_port = f.port});
+    auto port = listener.local_port();
     auto announce = [&] {
       if (!f.tls.quiet)
-        std::cerr << "listening on " << (f.host.empty() ? "*" : f.host) << ':'
-                  << listener.local_port() << std::endl;
-      if (!f.port_file.empty()) write_port_file(f.port_file, listener.local_port());
+        std::cerr << "listening on " << (f.host.empty() ? "*" : f.host) << ':' << port << std::endl;
+      if (!f.port_file.empty()) write_port_file(f.port_file, port);
     };
 
     if (!f.keep_open) {
@@ -107,11 +109,21 @@ int run(const listen_flags& f) {
       return ok;
     }
 
-    serve_keep_open(listener, ctx,
-                    {f.echo, f.max_connections, seconds(f.handshake_timeout),
-                     seconds(f.tls.idle_timeout), &f.tls},
-                    announce);
-    return ok;
+    keep_open_options k;
+    k.max_connections = f.max_connections;
+    k.handshake_timeout = seconds(f.handshake_timeout);
+    k.idle_timeout = seconds(f.tls.idle_timeout);
+    k.drain = seconds(f.drain);
+    k.tls = &f.tls;
+    // SIGHUP: the same flags read again, so whatever they name (certificate, key, CA, ...) is
+    // read from its file anew; a self-signed certificate stays the one already announced.
+    k.reload = [&f, self_signed] {
+      auto fresh = to_options(f.tls, true);
+      if (!self_signed.empty()) fresh.certificate_pem = self_signed;
+      return make_ssl_server_context(fresh);
+    };
+    return serve_keep_open(std::move(listener), std::move(ctx), k,
+                           f.echo ? echo_handler() : stdout_handler(), announce);
   });
 }
 
@@ -132,6 +144,11 @@ void add_listen(CLI::App& app, command& chosen) {
   sub->add_option("--max-connections", f->max_connections,
                   "with --keep-open: stop after N connections")
       ->check(whole_number(0, 4294967295))
+      ->needs(keep_open);
+  sub->add_option("--drain", f->drain,
+                  "with --keep-open: on SIGTERM or SIGINT, stop accepting and let connections "
+                  "finish within S seconds, then close them and exit 0 (default 10)")
+      ->check(seconds_value())
       ->needs(keep_open);
   sub->add_flag("--exit-on-handshake-failure", f->exit_on_handshake_failure,
                 "without --keep-open: exit 4 if the first connection's handshake fails, instead "
