@@ -1,5 +1,6 @@
 #include "keep_open.hpp"
 
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sys/eventfd.h>
@@ -11,6 +12,7 @@
 #include <atomic>
 #include <csignal>
 #include <cstring>
+#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -357,6 +359,31 @@ class handshake_reporter {
   std::uint64_t timeouts_ = 0, failures_ = 0;
 };
 
+/// Idle again after a burst: hands the memory the connections used back to the system, half a
+/// second later, so that a server between bursts is as small as it started. Not after every
+/// lone client: a trim walks every arena.
+class memory_trim {
+ public:
+  void check(std::uint64_t active) {
+    auto now = clock_type::now();
+    peak_ = std::max(peak_, active);
+    if (active > 0) {
+      at_ = never;
+    } else if (peak_ >= 64) {
+      at_ = now + milliseconds(500);
+      peak_ = 0;
+    } else if (now >= at_) {
+      ::malloc_trim(0);
+      at_ = never;
+    }
+  }
+
+ private:
+  std::uint64_t peak_ = 0;
+  static constexpr clock_type::time_point never = clock_type::time_point::max();
+  clock_type::time_point at_ = never;
+};
+
 }  // namespace
 
 int serve_keep_open(passive_socket listener, ssl_context ctx, const keep_open_options& o,
@@ -393,18 +420,31 @@ int serve_keep_open(passive_socket listener, ssl_context ctx, const keep_open_op
   // on its own thread, so that signals are still read meanwhile (a second one, the drain's end).
   std::thread stopper;
   std::atomic<bool> stopped{false};
-  auto stop_accepting = [&] {
-    if (stopper.joinable()) return;
-    stopper = std::thread([&] {
-      srv->stop(std::chrono::hours(24 * 365));  // until every connection has ended
+  auto stop_accepting = [&](milliseconds limit) {
+    if (stopper.joinable() || stopped) return;
+    try {
+      std::promise<void> running;
+      auto started = running.get_future();
+      stopper = std::thread([&, running = std::move(running)]() mutable {
+        running.set_value();
+        srv->stop(std::chrono::hours(24 * 365));  // until every connection has ended
+        stopped = true;
+        st.wake();
+      });
+      // Once we say "no longer accepting", a client connecting must find it so.
+      started.wait();
+    } catch (const std::system_error&) {
+      // No thread to spare (a thread or address-space limit): stop on this thread, within the
+      // limit this stop has. Signals wait meanwhile; failing to start a thread never ends us.
+      srv->stop(limit);
       stopped = true;
-      st.wake();
-    });
+    }
   };
   std::optional<clock_type::time_point> deadline;  // connections left are closed then
   bool closed_early = false;
   std::string reason;
   handshake_reporter handshakes(*srv, st);
+  memory_trim trim;
   auto active = [&] { return srv->stats().active; };
 
   while (!stopped) {
@@ -434,11 +474,11 @@ int serve_keep_open(passive_socket listener, ssl_context ctx, const keep_open_op
         }
       } else if (!deadline) {
         reason = signal_name(sig);
+        deadline = clock_type::now() + o.drain;
+        stop_accepting(o.drain);
         if (!o.tls->quiet)
           say(reason + ": no longer accepting; " + plural(active(), "connection", "connections") +
               " may finish within --drain " + secs(o.drain));
-        stop_accepting();
-        deadline = clock_type::now() + o.drain;
       } else if (!closed_early) {
         if (!o.tls->quiet)
           say(std::string(signal_name(sig)) + " again: closing every connection now");
@@ -448,15 +488,16 @@ int serve_keep_open(passive_socket listener, ssl_context ctx, const keep_open_op
 
     if (st.output_failed && !closed_early) {
       reason = "standard output failed";
-      stop_accepting();
       st.abort_all();
+      stop_accepting(milliseconds(0));
       deadline = clock_type::now();
     }
     if (o.max_connections > 0 && reason.empty() && srv->stats().accepted >= o.max_connections) {
       reason = "--max-connections " + std::to_string(o.max_connections) + " reached";
-      stop_accepting();
+      stop_accepting(std::chrono::hours(24 * 365));
     }
     handshakes.report();
+    trim.check(active());
     if (deadline && clock_type::now() >= *deadline && !closed_early) {
       closed_early = true;
       auto left = active();
@@ -466,7 +507,7 @@ int serve_keep_open(passive_socket listener, ssl_context ctx, const keep_open_op
             plural(left, "connection", "connections") + " still open");
     }
   }
-  stopper.join();
+  if (stopper.joinable()) stopper.join();
   handshakes.report();
   srv.reset();  // the listener closes: clients still waiting in its backlog are refused
 

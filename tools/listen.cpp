@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -33,6 +34,22 @@ struct listen_flags {
   double drain = 10;
   tls_flags tls;
 };
+
+/// --drain: seconds, where 0 means "close at once" (not "no limit", as for the timeouts).
+CLI::Validator drain_value() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        constexpr double day = 24 * 3600;
+        char* end = nullptr;
+        double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !(v >= 0 && v <= day))
+          return "expects seconds from 0 (close the connections at once) to 86400 (a day), "
+                 "not '" +
+                 text + "'";
+        return {};
+      },
+      "SECONDS");
+}
 
 void write_port_file(const std::string& path, std::uint16_t port) {
   // Written whole then moved into place, so a script polling for the file never reads half of
@@ -148,7 +165,7 @@ void add_listen(CLI::App& app, command& chosen) {
   sub->add_option("--drain", f->drain,
                   "with --keep-open: on SIGTERM or SIGINT, stop accepting and let connections "
                   "finish within S seconds, then close them and exit 0 (default 10)")
-      ->check(seconds_value())
+      ->check(drain_value())
       ->needs(keep_open);
   sub->add_flag("--exit-on-handshake-failure", f->exit_on_handshake_failure,
                 "without --keep-open: exit 4 if the first connection's handshake fails, instead "
