@@ -28,6 +28,9 @@ using std::chrono::milliseconds;
 
 namespace {
 
+/// How long a write waits for the peer to take it when no --idle-timeout is set.
+constexpr milliseconds write_limit{30000};
+
 /// Thrown by the copy to stdout once standard output has failed.
 struct stdout_failed : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -133,8 +136,9 @@ class keep_open_state {
         say(peer + ": " + explain("listen", phase::transfer, e).message);
       else if (std::strstr(e.what(), "write_timeout"))
         say(peer +
-            ": timed out waiting for the peer to take our data (the limit is --idle-timeout, "
-            "30 s without one): connection closed");
+            ": timed out waiting for the peer to take our data (the limit is --idle-timeout): "
+            "connection closed after " +
+            secs(o.idle_timeout.count() > 0 ? o.idle_timeout : write_limit));
       else
         say(peer + ": idle past --idle-timeout, timed out: connection closed");
     } catch (const std::exception& e) {
@@ -329,7 +333,8 @@ const char* signal_name(int sig) {
   }
 }
 
-/// The engine's handshake failures and timeouts carry no peer: said as counts, as they happen.
+/// The engine's handshake failures and timeouts carry no peer: said as counts, as they happen;
+/// failed accepts (out of descriptors) once.
 class handshake_reporter {
  public:
   handshake_reporter(const server& srv, keep_open_state& st) : srv_(srv), st_(st) {}
@@ -345,6 +350,11 @@ class handshake_reporter {
           "): connection dropped");
       timeouts_ = timeouts;
     }
+    if (s.rejected > 0 && !said_rejected_) {  // once: it lasts until connections close
+      said_rejected_ = true;
+      say("cannot accept more connections (out of descriptors or memory): new connections wait "
+          "until some close");
+    }
     if (s.handshake_failures > failures_) {
       say(plural(s.handshake_failures - failures_, "TLS handshake", "TLS handshakes") +
           " failed (a client that refused our certificate or sent none we accept, gave up, or "
@@ -357,6 +367,7 @@ class handshake_reporter {
   const server& srv_;
   keep_open_state& st_;
   std::uint64_t timeouts_ = 0, failures_ = 0;
+  bool said_rejected_ = false;
 };
 
 /// Idle again after a burst: hands the memory the connections used back to the system, half a
@@ -399,7 +410,7 @@ int serve_keep_open(passive_socket listener, ssl_context ctx, const keep_open_op
   so.handshake_timeout = o.handshake_timeout;
   so.idle_timeout = o.idle_timeout;
   // A peer that stops reading holds its connection --idle-timeout, or 30 s without one.
-  so.write_timeout = o.idle_timeout.count() > 0 ? o.idle_timeout : milliseconds(30000);
+  so.write_timeout = o.idle_timeout.count() > 0 ? o.idle_timeout : write_limit;
 
   std::optional<server> srv;
   if (auto* b = std::get_if<server::blocking_handler>(&handler))
