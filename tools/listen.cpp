@@ -6,6 +6,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <mutex>
@@ -31,10 +32,27 @@ struct listen_flags {
   bool exit_on_handshake_failure = false;
   unsigned max_connections = 0;
   double handshake_timeout = 30;
+  double drain = 10;
   std::size_t max_workers = 64;
   backend_flags backend;  // --forward, --exec
   tls_flags tls;
 };
+
+/// --drain: seconds, where 0 means "close at once" (not "no limit", as for the timeouts).
+CLI::Validator drain_value() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        constexpr double day = 24 * 3600;
+        char* end = nullptr;
+        double v = std::strtod(text.c_str(), &end);
+        if (text.empty() || *end != '\0' || !(v >= 0 && v <= day))
+          return "expects seconds from 0 (close the connections at once) to 86400 (a day), "
+                 "not '" +
+                 text + "'";
+        return {};
+      },
+      "SECONDS");
+}
 
 void write_port_file(const std::string& path, std::uint16_t port) {
   // Written whole then moved into place, so a script polling for the file never reads half of
@@ -77,8 +95,9 @@ int run(const listen_flags& f) {
   phase at = phase::setup;
   return guarded("listen", at, &f.tls, [&]() -> int {
     auto o = to_options(f.tls, true);
+    std::string self_signed;  // kept across SIGHUP: clients may have pinned it
     if (f.tls.cert.empty()) {
-      o.certificate_pem = make_self_signed_certificate({});
+      self_signed = o.certificate_pem = make_self_signed_certificate({});
       auto c = x509_certificate::from_pem(o.certificate_pem);
       if (!f.tls.quiet)
         std::cerr << "using a fresh self-signed certificate for localhost, 127.0.0.1, ::1: sha256:"
@@ -90,11 +109,11 @@ int run(const listen_flags& f) {
     auto handler = make_backend_handler(f.backend, f.tls);
     at = phase::connect;
     auto listener = make_socket(passive{.local_host = f.host, .local_port = f.port});
+    auto port = listener.local_port();
     auto announce = [&] {
       if (!f.tls.quiet)
-        std::cerr << "listening on " << (f.host.empty() ? "*" : f.host) << ':'
-                  << listener.local_port() << std::endl;
-      if (!f.port_file.empty()) write_port_file(f.port_file, listener.local_port());
+        std::cerr << "listening on " << (f.host.empty() ? "*" : f.host) << ':' << port << std::endl;
+      if (!f.port_file.empty()) write_port_file(f.port_file, port);
     };
 
     if (!f.keep_open) {
@@ -112,13 +131,23 @@ int run(const listen_flags& f) {
       return ok;
     }
 
-    if (handler)  // until the engine-based keep-open is merged
-      throw std::invalid_argument("--forward and --exec do not work with --keep-open yet");
-    serve_keep_open(listener, ctx,
-                    {f.echo, f.max_connections, seconds(f.handshake_timeout),
-                     seconds(f.tls.idle_timeout), &f.tls},
-                    announce);
-    return ok;
+    keep_open_options k;
+    k.max_connections = f.max_connections;
+    k.handshake_timeout = seconds(f.handshake_timeout);
+    k.idle_timeout = seconds(f.tls.idle_timeout);
+    k.drain = seconds(f.drain);
+    k.tls = &f.tls;
+    // SIGHUP: the same flags read again, so whatever they name (certificate, key, CA, ...) is
+    // read from its file anew; a self-signed certificate stays the one already announced.
+    k.reload = [&f, self_signed] {
+      auto fresh = to_options(f.tls, true);
+      if (!self_signed.empty()) fresh.certificate_pem = self_signed;
+      return make_ssl_server_context(fresh);
+    };
+    k.max_workers = f.max_workers;
+    keep_open_handler h = f.echo ? echo_handler() : stdout_handler();
+    if (handler) h = sslstream::server::blocking_handler([handler](ssl_stream& s) { handler(s); });
+    return serve_keep_open(std::move(listener), std::move(ctx), k, std::move(h), announce);
   });
 }
 
@@ -145,6 +174,11 @@ void add_listen(CLI::App& app, command& chosen) {
   sub->add_option("--max-connections", f->max_connections,
                   "with --keep-open: stop after N connections")
       ->check(whole_number(0, 4294967295))
+      ->needs(keep_open);
+  sub->add_option("--drain", f->drain,
+                  "with --keep-open: on SIGTERM or SIGINT, stop accepting and let connections "
+                  "finish within S seconds, then close them and exit 0 (default 10)")
+      ->check(drain_value())
       ->needs(keep_open);
   sub->add_flag("--exit-on-handshake-failure", f->exit_on_handshake_failure,
                 "without --keep-open: exit 4 if the first connection's handshake fails, instead "

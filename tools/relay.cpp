@@ -65,7 +65,7 @@ class relay_loop {
   }
 
   relay_result run() {
-    last_ = clock::now();
+    last_ = last_taken_ = clock::now();
     try {
       for (;;) {
         step();
@@ -95,9 +95,12 @@ class relay_loop {
       if (w.status != io_status::done) break;
       up_.took(w.bytes);
       result_.to_tls += w.bytes;
-      last_ = clock::now();
+      last_ = last_taken_ = clock::now();
     }
-    if (up_.empty()) tls_write_wants_ = io_status::done;
+    if (up_.empty()) {
+      tls_write_wants_ = io_status::done;
+      last_taken_ = clock::now();
+    }
     if (in_eof_ && up_.empty() && !ours_sent_) {
       // Known before our close_notify leaves: a peer may answer it by closing at once.
       closing_ = true;
@@ -233,6 +236,10 @@ class relay_loop {
     }
     auto now = clock::now();
     auto limit = tick;
+    if (!up_.empty() && o_.write_timeout.count() > 0 && now - last_taken_ >= o_.write_timeout)
+      throw socket_error(std::error_code(ETIMEDOUT, std::system_category()), "timeout",
+                         "write timed out: the peer took none of our bytes for " +
+                             std::to_string(o_.write_timeout.count()) + " ms (it stopped reading)");
     if (o_.idle_timeout.count() > 0) {
       auto idle_left =
           std::chrono::duration_cast<std::chrono::milliseconds>(last_ + o_.idle_timeout - now);
@@ -278,6 +285,7 @@ class relay_loop {
   io_status tls_write_wants_ = io_status::done;
   io_status tls_read_wants_ = io_status::done;
   clock::time_point last_;
+  clock::time_point last_taken_;  // the TLS peer last took bytes (or had none waiting)
   std::optional<clock::time_point> linger_until_;
 };
 
@@ -303,7 +311,8 @@ relay_result relay(ssl_stream& s, const plain_side& p, const relay_options& o) {
 void relay_stdio(ssl_stream& s, const tls_flags& f) {
   plain_side p{0, 1, "standard input", "standard output", end_stdout, true};
   // The stream's own timeout is not used by the non-blocking calls: the relay keeps it.
-  relay(s, p, {seconds(f.idle_timeout), f.allow_truncation, f.quiet});
+  // No write limit: a server may take its time before it reads the rest of what we send.
+  relay(s, p, {seconds(f.idle_timeout), f.allow_truncation, f.quiet, {}});
 }
 
 }  // namespace cli

@@ -35,6 +35,10 @@ struct relay_options {
   std::chrono::milliseconds idle_timeout{0};  ///< nothing moved either way for this long: fail
   bool allow_truncation = false;  ///< a TLS peer's close without close_notify after ours is EOF
   bool quiet = false;
+  /// The TLS peer took none of our bytes for this long while we had some for it: fail (as the
+  /// server engine's write_timeout; a peer that stops reading must not hold a worker forever).
+  /// 0: none.
+  std::chrono::milliseconds write_timeout{30000};
 };
 
 struct relay_result {
