@@ -399,3 +399,48 @@ TEST(CliTunnel, AcceptWithTheWrongCaRelaysNothing) {
   tunnel.kill(SIGTERM);
   s_server.kill(SIGTERM);
 }
+
+TEST(CliTunnel, KeepOpenExecServesManyAtOnce) {
+  // Each client waits for its own line back before it ends its input: all 40 commands run at
+  // once, each with its own pipes.
+  auto r = sh(R"SH(
+dir=$(mktemp -d)
+trap 'kill $lp 2>/dev/null; rm -rf "$dir"' EXIT
+"$SSLSTREAM" listen -q --keep-open --max-connections 40 --port-file "$dir/port" --cert "$COMBINED" --exec 'read l; echo "$l via $SSLSTREAM_PEER_ADDRESS"; cat' &
+lp=$!
+for i in $(seq 200); do [ -s "$dir/port" ] && break; sleep 0.05; done
+port=$(cat "$dir/port")
+pids=""
+for i in $(seq 40); do
+  (printf 'client %s\n' $i; sleep 1; printf 'tail %s\n' $i) | timeout 60 "$SSLSTREAM" connect -q localhost $port --ca-file "$CA" > "$dir/out.$i" &
+  pids="$pids $!"
+done
+failed=0
+for p in $pids; do wait $p || failed=$((failed+1)); done
+good=0
+for i in $(seq 40); do [ "$(cat "$dir/out.$i")" = "$(printf 'client %s via 127.0.0.1\ntail %s' $i $i)" ] && good=$((good+1)); done
+timeout 30 tail --pid=$lp -f /dev/null; wait $lp; echo "listen=$?"
+echo "failed=$failed good=$good"
+)SH",
+              200s);
+  EXPECT_TRUE(says(r, "failed=0 good=40")) << r.output;
+  EXPECT_TRUE(says(r, "listen=0")) << r.output;
+}
+
+TEST(CliTunnel, KeepOpenForwardDrainsThenCutsBothSides) {
+  // A backend that takes a minute to answer: on SIGTERM the connection has --drain 1 s, then
+  // the client sees a reset (never a clean end of an answer it did not get) and listen exits 0.
+  backend b("http:60");
+  listener srv({"--keep-open", "--drain", "1", "--forward", b.address()});
+  auto c = client(srv.port);
+  send(c, "GET /slow HTTP/1.0\r\n\r\n");
+  ASSERT_TRUE(b.p.wait_for_output("request /slow")) << b.p.output();
+  auto start = std::chrono::steady_clock::now();
+  srv.p.kill(SIGTERM);
+  EXPECT_EQ(srv.p.wait(20s), 0) << srv.p.output();
+  auto took = ms_since(start);
+  EXPECT_GE(took, 900);
+  EXPECT_LT(took, 1000 + 3000);  // the relay looks every 200 ms; slack for a loaded machine
+  std::array<std::byte, 64> buf{};
+  EXPECT_THROW(c.read_some(buf), sslstream::error);
+}

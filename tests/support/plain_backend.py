@@ -5,8 +5,9 @@
 
 It binds 127.0.0.1 port 0, prints "port N" (and writes N to FILE, whole, once listening) and
 serves every connection on a thread of its own until killed. MODE:
-  http[:S]      one HTTP/1.0 request: replies "hello <path> from <peer address>" (after S
-                seconds: many clients are then served at once or not in time) and closes
+  http[:S]      one HTTP/1.0 request: prints "request <path>", replies "hello <path> from
+                <peer address>" after S seconds (many clients are then served at once or not
+                in time) and closes
   sink          reads to EOF, then replies "got N bytes sha256 HEX" and closes (an upload; the
                 reply after the client's EOF shows its half close came through)
   source:N      sends N pseudo-random bytes, then closes its side; prints "sent N sha256 HEX"
@@ -29,8 +30,9 @@ def http(delay):
             if not got:
                 return
             data += got
-        time.sleep(delay)
         path = data.split(b" ")[1].decode()
+        print(f"request {path}", flush=True)
+        time.sleep(delay)
         body = f"hello {path} from {peer[0]}\n".encode()
         c.sendall(b"HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\nContent-Length: " +
                   str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n" + body)
