@@ -113,6 +113,9 @@ class keep_open_state {
       fds_.erase(s.native_handle());
     }
     if (o.tls->verbose) say(peer + ": closed");
+    // --max-connections: the count is checked at once, so that the engine, free to accept
+    // again now that one has ended, has little time to take one more than N.
+    if (o.max_connections > 0) wake();
   }
 
   /// A handler failed: says why (in the tool's words, naming the peer), unless -q. Standard
@@ -503,6 +506,9 @@ int serve_keep_open(passive_socket listener, ssl_context ctx, const keep_open_op
       stop_accepting(milliseconds(0));
       deadline = clock_type::now();
     }
+    // The engine accepts by itself: a connection beyond N can slip in between the N-th accept
+    // and this check only after one of the N has ended (it never holds more than N at once),
+    // within one turn of this loop. It is then served like the others.
     if (o.max_connections > 0 && reason.empty() && srv->stats().accepted >= o.max_connections) {
       reason = "--max-connections " + std::to_string(o.max_connections) + " reached";
       stop_accepting(std::chrono::hours(24 * 365));
