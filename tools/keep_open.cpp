@@ -214,9 +214,6 @@ void serve_blocking(keep_open_state& st, const server::blocking_handler& inner, 
   st.ended(s, peer);
 }
 
-/// Reads that park a connection hold no buffer: the first byte is awaited alone, and a buffer
-/// is taken only while data flows, so an idle connection costs its TLS state and nothing more.
-/// `deliver` gets each piece read; returns false at the peer's close_notify.
 constexpr std::size_t chunk = 1 << 14;  // one TLS record
 
 bool readable_now(int fd) {
@@ -224,26 +221,25 @@ bool readable_now(int fd) {
   return ::poll(&p, 1, 0) == 1;
 }
 
+/// The next bytes from `s`, in `buf`; 0 at the peer's close_notify. A buffer is held only while
+/// data flows: a connection gone quiet awaits its next byte alone, so an idle connection costs
+/// its TLS state and no I/O buffer.
+task<std::size_t> next_piece(async_stream& s, std::unique_ptr<std::byte[]>& buf) {
+  if (buf && (s.stream().input_pending() || readable_now(s.stream().native_handle())))
+    co_return co_await s.read_some(std::span(buf.get(), chunk));
+  buf.reset();
+  std::byte first{};
+  if (co_await s.read_some(std::span(&first, 1)) == 0) co_return 0;
+  buf = std::make_unique<std::byte[]>(chunk);
+  buf[0] = first;
+  std::size_t n = 1;  // the rest of the record it came in, already decrypted
+  if (s.stream().input_pending()) n += co_await s.read_some(std::span(buf.get() + 1, chunk - 1));
+  co_return n;
+}
+
 task<> echo_connection(async_stream& s) {
-  for (;;) {
-    std::byte first{};
-    if (co_await s.read_some(std::span(&first, 1)) == 0) break;
-    auto buf = std::make_unique<std::byte[]>(chunk);
-    buf[0] = first;
-    std::size_t n = 1;
-    if (s.stream().input_pending()) n += co_await s.read_some(std::span(buf.get() + 1, chunk - 1));
-    co_await s.write_all(std::span(buf.get(), n));
-    bool eof = false;
-    // Serve while bytes are there; only a connection gone quiet parks without its buffer.
-    while (!eof && (s.stream().input_pending() || readable_now(s.stream().native_handle()))) {
-      n = co_await s.read_some(std::span(buf.get(), chunk));
-      if (n == 0)
-        eof = true;
-      else
-        co_await s.write_all(std::span(buf.get(), n));
-    }
-    if (eof) break;
-  }
+  std::unique_ptr<std::byte[]> buf;
+  while (auto n = co_await next_piece(s, buf)) co_await s.write_all(std::span(buf.get(), n));
   co_await s.close();
 }
 
@@ -269,20 +265,9 @@ struct stdout_sink {
 // A write to stdout blocks this connection's event loop until it is taken: standard output is
 // the user's, and a reader that stops reading stops the server (as it did with workers).
 task<> stdout_connection(async_stream& s, std::shared_ptr<stdout_sink> out) {
-  for (;;) {
-    std::byte first{};
-    if (co_await s.read_some(std::span(&first, 1)) == 0) co_return;
-    auto buf = std::make_unique<std::byte[]>(chunk);
-    buf[0] = first;
-    std::size_t n = 1;
-    if (s.stream().input_pending()) n += co_await s.read_some(std::span(buf.get() + 1, chunk - 1));
-    out->write(std::span(buf.get(), n));
-    while (s.stream().input_pending() || readable_now(s.stream().native_handle())) {
-      n = co_await s.read_some(std::span(buf.get(), chunk));
-      if (n == 0) co_return;  // the destructor answers with our close_notify
-      out->write(std::span(buf.get(), n));
-    }
-  }
+  std::unique_ptr<std::byte[]> buf;
+  while (auto n = co_await next_piece(s, buf)) out->write(std::span(buf.get(), n));
+  // At the peer's close_notify: the stream's destructor answers with ours.
 }
 
 }  // namespace
