@@ -352,3 +352,34 @@ TEST(CliKeepOpen, MaxConnectionsExitsOnceTheyHaveAllEnded) {
   EXPECT_TRUE(srv.wait_for_output("exiting: --max-connections 2 reached, every connection ended"))
       << srv.output();
 }
+
+TEST(CliKeepOpen, CopiesEachConnectionsBytesToStdout) {
+  // Without --echo: each connection's bytes go to stdout (whole reads, so lines of different
+  // clients do not mix), and the client sees a clean end.
+  process srv(
+      cmd({"listen", "--cert", cert("combined.pem"), "--keep-open", "--max-connections", "2"}));
+  auto port = std::to_string(listening(srv));
+  for (std::string line : {"from the first client\n", "from the second client\n"}) {
+    auto r = run(cmd({"connect", "-q", "localhost", port, "--ca-file", cert("ca.pem")}), line);
+    EXPECT_EQ(r.status, 0) << r.output;
+    EXPECT_TRUE(srv.wait_for_output(line)) << srv.output();
+  }
+  EXPECT_EQ(srv.wait(20s), 0) << srv.output();
+  EXPECT_TRUE(srv.wait_for_output("exiting: --max-connections 2 reached, every connection ended"))
+      << srv.output();
+}
+
+TEST(CliKeepOpen, AFailedHandshakeIsReportedAndServingGoesOn) {
+  process srv(cmd({"listen", "--cert", cert("combined.pem"), "--keep-open", "--echo"}));
+  auto port = listening(srv);
+  {
+    auto plain = make_socket(active{.remote_host = "127.0.0.1", .remote_port = port});
+    plain << "GET / HTTP/1.0\r\n\r\n" << std::flush;
+    ASSERT_TRUE(srv.wait_for_output("1 TLS handshake failed")) << srv.output();
+  }
+  auto c = connect_to(port);
+  EXPECT_EQ(echo_round(c, "served\n"), "served\n");
+  c.close();
+  srv.kill(SIGTERM);
+  EXPECT_EQ(srv.wait(20s), 0) << srv.output();
+}

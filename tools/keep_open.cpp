@@ -113,6 +113,9 @@ class keep_open_state {
       fds_.erase(s.native_handle());
     }
     if (o.tls->verbose) say(peer + ": closed");
+    // --max-connections: the count is checked at once, so that the engine, free to accept
+    // again now that one has ended, has little time to take one more than N.
+    if (o.max_connections > 0) wake();
   }
 
   /// A handler failed: says why (in the tool's words, naming the peer), unless -q. Standard
@@ -211,9 +214,6 @@ void serve_blocking(keep_open_state& st, const server::blocking_handler& inner, 
   st.ended(s, peer);
 }
 
-/// Reads that park a connection hold no buffer: the first byte is awaited alone, and a buffer
-/// is taken only while data flows, so an idle connection costs its TLS state and nothing more.
-/// `deliver` gets each piece read; returns false at the peer's close_notify.
 constexpr std::size_t chunk = 1 << 14;  // one TLS record
 
 bool readable_now(int fd) {
@@ -221,26 +221,25 @@ bool readable_now(int fd) {
   return ::poll(&p, 1, 0) == 1;
 }
 
+/// The next bytes from `s`, in `buf`; 0 at the peer's close_notify. A buffer is held only while
+/// data flows: a connection gone quiet awaits its next byte alone, so an idle connection costs
+/// its TLS state and no I/O buffer.
+task<std::size_t> next_piece(async_stream& s, std::unique_ptr<std::byte[]>& buf) {
+  if (buf && (s.stream().input_pending() || readable_now(s.stream().native_handle())))
+    co_return co_await s.read_some(std::span(buf.get(), chunk));
+  buf.reset();
+  std::byte first{};
+  if (co_await s.read_some(std::span(&first, 1)) == 0) co_return 0;
+  buf = std::make_unique<std::byte[]>(chunk);
+  buf[0] = first;
+  std::size_t n = 1;  // the rest of the record it came in, already decrypted
+  if (s.stream().input_pending()) n += co_await s.read_some(std::span(buf.get() + 1, chunk - 1));
+  co_return n;
+}
+
 task<> echo_connection(async_stream& s) {
-  for (;;) {
-    std::byte first{};
-    if (co_await s.read_some(std::span(&first, 1)) == 0) break;
-    auto buf = std::make_unique<std::byte[]>(chunk);
-    buf[0] = first;
-    std::size_t n = 1;
-    if (s.stream().input_pending()) n += co_await s.read_some(std::span(buf.get() + 1, chunk - 1));
-    co_await s.write_all(std::span(buf.get(), n));
-    bool eof = false;
-    // Serve while bytes are there; only a connection gone quiet parks without its buffer.
-    while (!eof && (s.stream().input_pending() || readable_now(s.stream().native_handle()))) {
-      n = co_await s.read_some(std::span(buf.get(), chunk));
-      if (n == 0)
-        eof = true;
-      else
-        co_await s.write_all(std::span(buf.get(), n));
-    }
-    if (eof) break;
-  }
+  std::unique_ptr<std::byte[]> buf;
+  while (auto n = co_await next_piece(s, buf)) co_await s.write_all(std::span(buf.get(), n));
   co_await s.close();
 }
 
@@ -266,20 +265,9 @@ struct stdout_sink {
 // A write to stdout blocks this connection's event loop until it is taken: standard output is
 // the user's, and a reader that stops reading stops the server (as it did with workers).
 task<> stdout_connection(async_stream& s, std::shared_ptr<stdout_sink> out) {
-  for (;;) {
-    std::byte first{};
-    if (co_await s.read_some(std::span(&first, 1)) == 0) co_return;
-    auto buf = std::make_unique<std::byte[]>(chunk);
-    buf[0] = first;
-    std::size_t n = 1;
-    if (s.stream().input_pending()) n += co_await s.read_some(std::span(buf.get() + 1, chunk - 1));
-    out->write(std::span(buf.get(), n));
-    while (s.stream().input_pending() || readable_now(s.stream().native_handle())) {
-      n = co_await s.read_some(std::span(buf.get(), chunk));
-      if (n == 0) co_return;  // the destructor answers with our close_notify
-      out->write(std::span(buf.get(), n));
-    }
-  }
+  std::unique_ptr<std::byte[]> buf;
+  while (auto n = co_await next_piece(s, buf)) out->write(std::span(buf.get(), n));
+  // At the peer's close_notify: the stream's destructor answers with ours.
 }
 
 }  // namespace
@@ -503,6 +491,9 @@ int serve_keep_open(passive_socket listener, ssl_context ctx, const keep_open_op
       stop_accepting(milliseconds(0));
       deadline = clock_type::now();
     }
+    // The engine accepts by itself: a connection beyond N can slip in between the N-th accept
+    // and this check only after one of the N has ended (it never holds more than N at once),
+    // within one turn of this loop. It is then served like the others.
     if (o.max_connections > 0 && reason.empty() && srv->stats().accepted >= o.max_connections) {
       reason = "--max-connections " + std::to_string(o.max_connections) + " reached";
       stop_accepting(std::chrono::hours(24 * 365));

@@ -163,7 +163,9 @@ void add_listen(CLI::App& app, command& chosen) {
       ->check(whole_number(0, 65535));
   sub->add_option("--port-file", f->port_file, "write the port to FILE once listening");
   auto* keep_open =
-      sub->add_flag("--keep-open", f->keep_open, "serve connections concurrently until stopped");
+      sub->add_flag("--keep-open", f->keep_open,
+                    "serve connections concurrently until SIGTERM or SIGINT (see --drain); SIGHUP "
+                    "re-reads the certificate, key and CA files for new connections");
   auto* echo = sub->add_flag("--echo", f->echo, "send each connection's bytes back to it");
   add_backend_flags(*sub, f->backend, echo);
   sub->add_option("--max-workers", f->max_workers,
