@@ -59,7 +59,7 @@ cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSSLSTREAM_SANITIZE=
   -DSSLSTREAM_TEST_TIMEOUT=600 -DSSLSTREAM_TEST_TIMEOUT_LONG=1800 > /dev/null
 cmake --build build/tsan -j "$jobs" --target test_threads test_stream_semantics test_tls_matrix \
   test_integrity test_library test_nonblocking test_server sslstream_cli test_cli test_load \
-  test_timeouts
+  test_timeouts test_cli_keepopen
 # A race report goes to a file as well as failing the process (halt_on_error): the keep-open
 # servers of these tests end by a signal, so no exit status would show a report of theirs.
 races="$root/build/tsan/races"
@@ -76,12 +76,13 @@ export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$races/rep
 ctest --test-dir build/tsan -j "$jobs" --output-on-failure \
   -L 'threads|stream_semantics|tls_matrix|integrity|library|nonblocking|server'
 # listen --keep-open as a process, built with TSan: 1,000 concurrent clients and 500 idle ones
-# (the worker pool, the parker, the handshake-timeout sweep), pins, client certificates, and the
-# handshake and idle timeouts. About two minutes; the 200-process CLI test is left out: 200
+# (the server engine's loops and coroutine handlers, its handshake-timeout sweep), pins, client
+# certificates, the handshake and idle timeouts, and the signals (drain, reload) with the thread
+# that reads them. About two minutes; the 200-process CLI test is left out: 200
 # TSan processes at once would need gigabytes.
 keep_open='Load\.(ThousandClientsAtOnceAllEchoedExactly|FiveHundredIdleClientsNeitherBlockOthersNorStay)'
 keep_open+='|Cli\.(KeepOpenIsNotHeldUpBySilentClients|MutualTls|PinningTheSelfSignedCertificateOfListen'
-keep_open+='|InfoDescribesTheConnection)|Timeouts\.CliListen.*'
+keep_open+='|InfoDescribesTheConnection)|Timeouts\.CliListen.*|CliKeepOpen\..*|Cli/KeepOpenSignals\..*'
 ctest --test-dir build/tsan -j "$jobs" --output-on-failure -R "^($keep_open)\$"
 unset TSAN_OPTIONS
 trap - EXIT
