@@ -149,7 +149,9 @@ void add_listen(CLI::App& app, command& chosen) {
       "  sslstream listen --cert server.pem --port 8443 < reply.txt\n"
       "  sslstream listen --cert server.pem --verify required --ca-file clients-ca.pem\n"
       "  sslstream listen --cert server.pem --allow-truncation < reply.txt   # for gnutls-cli\n"
-      "  sslstream listen --cert server.pem --exit-on-handshake-failure < reply.txt");
+      "  sslstream listen --cert server.pem --exit-on-handshake-failure < reply.txt\n"
+      "  sslstream listen --cert server.pem --keep-open --echo --ticket-keys ticket.key "
+      "--ocsp server.ocsp.der");
   sub->callback([f, &chosen] { chosen = {[f] { return run(*f); }, &f->tls, true}; });
 }
 
