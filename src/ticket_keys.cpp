@@ -25,7 +25,10 @@ constexpr const char* how_to_make =
 int ticket_cb(SSL* ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
               EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int enc) {
   auto& keys = context_state::of(ssl).tickets;
-  return keys ? keys->on_ticket(name, iv, cipher, mac, enc) : -1;
+  // TLS 1.3 sends a resumed client a new ticket only when asked to renew: without one, the
+  // client, which uses each ticket once (RFC 8446 §C.4), could not resume again.
+  const bool renew = SSL_version(ssl) >= TLS1_3_VERSION;
+  return keys ? keys->on_ticket(name, iv, cipher, mac, enc, renew) : -1;
 }
 
 }  // namespace
@@ -105,7 +108,7 @@ void ticket_keys::rotate_if_due() {
 }
 
 int ticket_keys::on_ticket(unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher,
-                           EVP_MAC_CTX* mac, int enc) noexcept {
+                           EVP_MAC_CTX* mac, int enc, bool renew) noexcept {
   std::unique_lock<std::mutex> lk;
   if (every_.count() > 0) {
     lk = std::unique_lock(m_);
@@ -133,7 +136,7 @@ int ticket_keys::on_ticket(unsigned char name[16], unsigned char* iv, EVP_CIPHER
                : EVP_DecryptInit_ex(cipher, aes_, nullptr, k->aes.data(), iv);
   if (ok != 1) return -1;
   // A ticket of an older key is accepted and replaced by one of the newest (2 = renew).
-  return enc || k == &keys_.front() ? 1 : 2;
+  return enc || (k == &keys_.front() && !renew) ? 1 : 2;
 }
 
 std::size_t ticket_keys::size() {

@@ -39,9 +39,10 @@ class ticket_keys {
   /// context's context_state, which must hold them for as long as `ctx` lives.
   static void install(SSL_CTX* ctx, std::chrono::seconds lifetime);
 
-  /// OpenSSL's ticket callback (SSL_CTX_set_tlsext_ticket_key_evp_cb) for these keys.
+  /// OpenSSL's ticket callback (SSL_CTX_set_tlsext_ticket_key_evp_cb) for these keys; `renew`
+  /// asks for a new ticket after every resumption, not only after one with an older key.
   int on_ticket(unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac,
-                int enc) noexcept;
+                int enc, bool renew) noexcept;
 
   /// How many keys decrypt now (for tests and diagnostics).
   std::size_t size();
