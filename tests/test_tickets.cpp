@@ -200,7 +200,7 @@ TEST(TicketKeys, TheLifetimeHintIsTicketLifetime) {
 // native handle, so that only the keys decide.
 TEST(TicketKeys, WithoutAFileKeysRotateEveryLifetime) {
   const auto lifetime = 3s;
-  const auto margin = lifetime / 4;  // into a period: each step below takes far less
+  const auto margin = std::chrono::milliseconds(lifetime) / 4;  // each step takes far less
   for (auto v : both) {
     SCOPED_TRACE(name(v));
     auto so = tls_server_options();
@@ -209,8 +209,10 @@ TEST(TicketKeys, WithoutAFileKeysRotateEveryLifetime) {
     auto ctx = make_ssl_server_context(so);
     SSL_CTX_set_timeout(static_cast<SSL_CTX*>(ctx.native_handle()), 3600);
     auto period_0 = connect_to(ctx, v);
+    ASSERT_LT(std::chrono::steady_clock::now(), built + lifetime) << "the test ran late";
     std::this_thread::sleep_until(built + lifetime + margin);
     auto period_1 = connect_to(ctx, v, period_0.session);
+    ASSERT_LT(std::chrono::steady_clock::now(), built + 2 * lifetime) << "the test ran late";
     EXPECT_TRUE(period_1.reused);  // the previous key still decrypts
     EXPECT_NE(ticket_key_name(period_1.session), ticket_key_name(period_0.session));
     std::this_thread::sleep_until(built + 2 * lifetime + margin);
