@@ -532,3 +532,43 @@ TEST(CliTickets, BadTicketKeyAndOcspFilesSayWhatIsWrong) {
   EXPECT_TRUE(says(r, "--ocsp")) << r.output;
   EXPECT_TRUE(says(r, "--ticket-keys ticket.key --ocsp")) << r.output;
 }
+
+// One TLS 1.3 ticket per handshake (SSL_CTX_set_num_tickets(1)), full or resumed, with our
+// ticket keys as without: openssl s_client reports each ticket that arrives.
+TEST(TicketKeys, OneTls13TicketPerHandshakeFullOrResumed) {
+  temp_dir dir("tickets-count");
+  write(dir / "ticket.key", random_keys(1));
+  for (const std::string& keys : {std::string(), dir / "ticket.key"}) {
+    SCOPED_TRACE(keys.empty() ? "rotating keys" : "a key file");
+    auto ctx = make_ssl_server_context(server_with_keys(keys));
+    auto one = [&](const std::vector<std::string>& flags) {
+      auto listener = make_socket(passive{.local_host = "127.0.0.1"});
+      std::vector<std::string> argv{
+          "openssl",     "s_client",
+          "-connect",    "127.0.0.1:" + std::to_string(listener.local_port()),
+          "-servername", "localhost",
+          "-CAfile",     cert("ca.pem"),
+          "-tls1_3",     "-ign_eof"};
+      argv.insert(argv.end(), flags.begin(), flags.end());
+      process cli(argv);
+      cli.close_stdin();
+      auto tls = make_ssl_server_stream(accept_within(listener, "openssl s_client"), ctx);
+      tls.set_timeout(20s);
+      tls << "x" << std::endl;
+      tls.close();  // after the ticket and the line: s_client exits at the close_notify
+      EXPECT_EQ(cli.wait(20s), 0) << cli.output();
+      cli.drain(5s);
+      auto out = cli.output();
+      std::size_t tickets = 0;
+      for (auto at = out.find("New Session Ticket arrived"); at != std::string::npos;
+           at = out.find("New Session Ticket arrived", at + 1))
+        ++tickets;
+      EXPECT_EQ(tickets, 1u) << out;
+      return out;
+    };
+    auto full = one({"-sess_out", dir / "s.pem"});
+    EXPECT_NE(full.find("New, TLSv1.3"), std::string::npos) << full;
+    auto resumed = one({"-sess_in", dir / "s.pem"});
+    EXPECT_NE(resumed.find("Reused, TLSv1.3"), std::string::npos) << resumed;
+  }
+}
