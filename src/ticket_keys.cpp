@@ -139,12 +139,6 @@ int ticket_keys::on_ticket(unsigned char name[16], unsigned char* iv, EVP_CIPHER
   return enc || (k == &keys_.front() && !renew) ? 1 : 2;
 }
 
-std::size_t ticket_keys::size() {
-  std::lock_guard lk(m_);
-  if (every_.count() > 0) rotate_if_due();
-  return keys_.size();
-}
-
 void ticket_keys::install(SSL_CTX* ctx, std::chrono::seconds lifetime) {
   SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, ticket_cb);
   // The session timeout is also the lifetime hint of each ticket (RFC 5077 §3.3, RFC 8446

@@ -44,9 +44,6 @@ class ticket_keys {
   int on_ticket(unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac,
                 int enc, bool renew) noexcept;
 
-  /// How many keys decrypt now (for tests and diagnostics).
-  std::size_t size();
-
  private:
   struct key {
     std::array<unsigned char, 16> name;
