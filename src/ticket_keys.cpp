@@ -82,6 +82,7 @@ std::shared_ptr<ticket_keys> ticket_keys::rotating(std::chrono::milliseconds eve
   std::shared_ptr<ticket_keys> k(new ticket_keys());
   k->every_ = every;
   k->start_ = std::chrono::steady_clock::now();
+  k->keys_.reserve(2);  // rotation then never allocates (inside OpenSSL's callback)
   k->keys_.push_back(random_key());
   return k;
 }
@@ -109,34 +110,42 @@ void ticket_keys::rotate_if_due() {
 
 int ticket_keys::on_ticket(unsigned char name[16], unsigned char* iv, EVP_CIPHER_CTX* cipher,
                            EVP_MAC_CTX* mac, int enc, bool renew) noexcept {
-  std::unique_lock<std::mutex> lk;
-  if (every_.count() > 0) {
-    lk = std::unique_lock(m_);
-    rotate_if_due();
+  key k{};  // a copy, so that the lock of rotating keys is not held through the key setup
+  bool newest = true;
+  {
+    std::unique_lock<std::mutex> lk;
+    if (every_.count() > 0) {
+      lk = std::unique_lock(m_);
+      rotate_if_due();
+    }
+    auto it = keys_.begin();
+    if (!enc) {
+      it = std::find_if(keys_.begin(), keys_.end(), [&](const key& c) {
+        return CRYPTO_memcmp(c.name.data(), name, c.name.size()) == 0;
+      });
+      if (it == keys_.end()) return 0;  // rotated out or another fleet's: a full handshake
+    }
+    k = *it;
+    newest = it == keys_.begin();
   }
-  const key* k = nullptr;
-  if (enc) {
-    k = &keys_.front();
-    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(aes_)) != 1) return -1;
-    std::memcpy(name, k->name.data(), k->name.size());
-  } else {
-    auto it = std::find_if(keys_.begin(), keys_.end(), [&](const key& c) {
-      return CRYPTO_memcmp(c.name.data(), name, c.name.size()) == 0;
-    });
-    if (it == keys_.end()) return 0;  // rotated out or another fleet's: a full handshake
-    k = &*it;
-  }
+  int result = -1;
   OSSL_PARAM params[] = {
-      OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY,
-                                        const_cast<unsigned char*>(k->hmac.data()), k->hmac.size()),
+      OSSL_PARAM_construct_octet_string(OSSL_MAC_PARAM_KEY, k.hmac.data(), k.hmac.size()),
       OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, const_cast<char*>("SHA256"), 0),
       OSSL_PARAM_construct_end()};
-  if (EVP_MAC_CTX_set_params(mac, params) != 1) return -1;
-  int ok = enc ? EVP_EncryptInit_ex(cipher, aes_, nullptr, k->aes.data(), iv)
-               : EVP_DecryptInit_ex(cipher, aes_, nullptr, k->aes.data(), iv);
-  if (ok != 1) return -1;
-  // A ticket of an older key is accepted and replaced by one of the newest (2 = renew).
-  return enc || (k == &keys_.front() && !renew) ? 1 : 2;
+  if (enc) {
+    std::memcpy(name, k.name.data(), k.name.size());
+    if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(aes_)) == 1 &&
+        EVP_MAC_CTX_set_params(mac, params) == 1 &&
+        EVP_EncryptInit_ex(cipher, aes_, nullptr, k.aes.data(), iv) == 1)
+      result = 1;
+  } else if (EVP_MAC_CTX_set_params(mac, params) == 1 &&
+             EVP_DecryptInit_ex(cipher, aes_, nullptr, k.aes.data(), iv) == 1) {
+    // A ticket of an older key is accepted and replaced by one of the newest (2 = renew).
+    result = newest && !renew ? 1 : 2;
+  }
+  OPENSSL_cleanse(&k, sizeof k);
+  return result;
 }
 
 void ticket_keys::install(SSL_CTX* ctx, std::chrono::seconds lifetime) {
