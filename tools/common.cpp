@@ -113,6 +113,15 @@ void add_tls_flags(CLI::App& app, tls_flags& f, bool server) {
   app.add_option("--keylog", f.keylog, "append TLS secrets to FILE (SSLKEYLOGFILE format)");
   app.add_flag("-q,--quiet", f.quiet, "print nothing but errors");
   app.add_flag("-v,--verbose", f.verbose, "print the handshake details on stderr");
+  if (server) {
+    app.add_option("--ticket-keys", f.ticket_keys,
+                   "session ticket keys shared by several servers, so each resumes the others' "
+                   "sessions: 80-byte keys, newest first (make one: openssl rand 80 > FILE)")
+        ->option_text("FILE");
+    app.add_option("--ocsp", f.ocsp,
+                   "staple this DER OCSP response of --cert to clients that ask for it")
+        ->option_text("FILE");
+  }
   if (!server) {
     app.add_flag("--insecure", f.insecure, "do not verify the server (anyone can intercept)");
     app.add_option("--server-name", f.server_name, "name to send (SNI) and verify");
@@ -171,6 +180,8 @@ ssl_options to_options(const tls_flags& f, bool server) {
   if (f.verify == "required") o.verify = verify_mode::required;
   if (!server && f.insecure) o.verify = verify_mode::none;
   o.pinned_sha256 = f.pins;
+  o.ticket_key_file = f.ticket_keys;
+  o.ocsp_response_file = f.ocsp;
   if (!f.keylog.empty()) {
     // The secrets decrypt every captured session: a private file, never through a symlink.
     auto fd = open_private_append(f.keylog, "--keylog");
@@ -210,6 +221,8 @@ std::string in_flag_words(std::string s, bool server, phase at) {
       {"the stream's timeout: set_timeout", timeout},
       {"active::connect_timeout", "--connect-timeout"},
       {"ssl_options::pinned_sha256", "--pin"},
+      {"ssl_options::ticket_key_file", "--ticket-keys"},
+      {"ssl_options::ocsp_response_file", "--ocsp"},
   };
   for (auto [from, to] : words)
     for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos))

@@ -139,7 +139,6 @@ void add_connect(CLI::App& app, command& chosen) {
       "  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | sslstream connect old.example 443 "
       "--allow-truncation\n"
       "  sslstream connect mail.example.com 587 --starttls smtp\n"
-
       "  sslstream connect mail.example 993 --accept 1143   # then: curl imap://127.0.0.1:1143/\n"
       "  sslstream connect localhost 8443 --ca-file ca.pem --accept 127.0.0.1:0 --port-file p");
   sub->callback([f, &chosen] { chosen = {[f] { return run_connect(*f); }, &f->tls, false}; });

@@ -209,10 +209,11 @@ void add_listen(CLI::App& app, command& chosen) {
       "  sslstream listen --cert server.pem --exit-on-handshake-failure < reply.txt\n"
       "  sslstream listen -q --port 8443 --cert-out listen.pem   # then, elsewhere:\n"
       "    sslstream connect localhost 8443 --ca-file listen.pem\n"
-
       "  sslstream listen --cert server.pem --port 443 --keep-open --forward 127.0.0.1:8080\n"
       "  sslstream listen --cert server.pem --verify required --ca-file ca.pem --keep-open \\\n"
-      "      --exec 'echo \"hello $SSLSTREAM_PEER_SUBJECT\"'");
+      "      --exec 'echo \"hello $SSLSTREAM_PEER_SUBJECT\"'\n"
+      "  sslstream listen --cert server.pem --keep-open --echo --ticket-keys ticket.key "
+      "--ocsp server.ocsp.der");
   sub->callback([f, &chosen] { chosen = {[f] { return run(*f); }, &f->tls, true}; });
 }
 
