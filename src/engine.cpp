@@ -305,6 +305,10 @@ void event_loop::start_handler(engine_connection& c) {
 
 void event_loop::resume(engine_connection& c) {
   if (c.pending) {  // the socket is ready: try the pending operation again
+    // A write woken by writability: the peer has taken data, so its limit starts again.
+    // write_timeout is for a peer that stops reading; one that reads slowly but steadily gets
+    // a large write_all whole (a wake for a peer that never reads never comes).
+    if (c.pending->writing_) c.deadline = after(e_.opts.write_timeout);
     if (!c.pending->run_attempt()) return arm(c, c.pending->want_);
     c.pending = nullptr;
   }
