@@ -119,9 +119,13 @@ bool eventually(P pred, std::chrono::milliseconds limit) {
 }  // namespace
 
 TEST(ServerLimits, TenThousandHalfSentHellosTakeNoThreadAndAreDroppedAtHandshakeTimeout) {
-  // Long enough that all of them are held at once: opening 10,000 connections took up to
-  // 12.5 s on the 2-core machine under a load average of 10 (other builds and tests).
-  constexpr auto limit = 20s;
+  // Long enough that all of them are held at once: opening 10,000 connections took 4.5 s on
+  // the 2-core machine under a load average of 9 (up to 13 s before the engine deferred
+  // OpenSSL's handshake state to the first whole record).
+  constexpr auto limit = 15s;
+  // Ending a stream costs about 40 us (SSL_free; measured apart, more under load): the loops
+  // end 10,000 at the rate they were accepted, or later, not all at their exact deadline.
+  constexpr auto drop_slack = 3000ms;
   constexpr unsigned loops = 2;
   constexpr std::size_t workers = 4;
   if (auto why = allow_descriptors(thousands + 256); !why.empty()) GTEST_SKIP() << why;
@@ -165,13 +169,14 @@ TEST(ServerLimits, TenThousandHalfSentHellosTakeNoThreadAndAreDroppedAtHandshake
 
   double per_conn =
       static_cast<double>(rss1 - std::min(rss1, rss0)) * 1024.0 / static_cast<double>(thousands);
-  // A stalled handshake holds its SSL object and the read buffer its partial record went into
-  // (ssl_context.cpp sizes it at 4 records, 64.5 KiB; only the pages written become resident).
+  // A stalled handshake holds its stream (OpenSSL's SSL at SSL_new: 8.5 KiB) and the socket;
+  // the engine starts the handshake only once the first record is whole. Before it did: a
+  // partial record made OpenSSL set up its whole handshake state, 47.5 KiB resident each.
   if (!sanitized) {
-    EXPECT_LE(per_conn, 64.0 * 1024) << "bytes of resident memory per stalled handshake";
+    EXPECT_LE(per_conn, 16.0 * 1024) << "bytes of resident memory per stalled handshake";
   }
 
-  ASSERT_TRUE(peer.wait_for_output("dropped ", limit + slack + 30s)) << peer.output();
+  ASSERT_TRUE(peer.wait_for_output("dropped ", limit + drop_slack + 30s)) << peer.output();
   std::smatch m;
   auto out = peer.output();
   ASSERT_TRUE(std::regex_search(out, m, std::regex(R"(dropped (\d+) (\d+) (\d+) (\d+))"))) << out;
@@ -185,7 +190,7 @@ TEST(ServerLimits, TenThousandHalfSentHellosTakeNoThreadAndAreDroppedAtHandshake
   // None before its limit (measured from its own connect(), earlier than its accept) ...
   EXPECT_GE(first_ms, static_cast<double>(ms(limit)));
   // ... and the last within the slack after the last limit could have started.
-  EXPECT_LE(last_after_accepted, static_cast<double>(ms(limit + slack)));
+  EXPECT_LE(last_after_accepted, static_cast<double>(ms(limit + drop_slack)));
   EXPECT_TRUE(eventually([&] { return srv.stats().active == 0; }, 5s));
   EXPECT_EQ(srv.stats().timed_out, thousands);
   EXPECT_EQ(srv.stats().handshakes, 1u);  // the legitimate one
