@@ -21,6 +21,7 @@
 #include <sslstream/sslstream.hpp>
 #include <thread>
 
+#include "fault_proxy.hpp"
 #include "loopback.hpp"
 #include "raw_connect.hpp"
 #include "timing.hpp"
@@ -204,6 +205,48 @@ TEST(ServerLimits, TenThousandHalfSentHellosTakeNoThreadAndAreDroppedAtHandshake
       base_threads + peer_reader_thread, served_ms, first_ms, last_ms, last_after_accepted,
       static_cast<long long>(std::chrono::milliseconds(limit).count()),
       static_cast<unsigned long long>(srv.stats().rejected));
+  srv.stop();
+}
+
+TEST(ServerLimits, AClientHelloArrivingByteByByteIsServed) {
+  // The engine waits for the first record to be whole before it starts the handshake: a
+  // record that comes in 1-byte pieces, each a wake-up of its own, still gets there.
+  sslstream::server_options o;
+  o.threads = 1;
+  server srv(listener(), make_ssl_server_context(tls_server_options("ec")), echo_coroutine, o);
+  srv.start();
+  fault_proxy proxy(srv.local_port(), fault{.what = fault::split});
+  EXPECT_EQ(echo_once(proxy.port(), make_ssl_client_context(client_options())), "");
+  EXPECT_EQ(srv.stats().handshakes, 1u);
+  srv.stop();
+}
+
+TEST(ServerLimits, AClientThatClosesInsideItsFirstRecordIsEndedAtOnce) {
+  // Waiting for the rest of a record that can no longer come would hold the connection until
+  // handshake_timeout: a peer's close ends the wait, and the handshake fails.
+  sslstream::server_options o;
+  o.threads = 1;
+  o.handshake_timeout = 10s;
+  server srv(listener(), make_ssl_server_context(tls_server_options("ec")), echo_coroutine, o);
+  srv.start();
+  int fd = raw_connect(srv.local_port());
+  ASSERT_GE(fd, 0);
+  const unsigned char part[] = {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, 0xfc};
+  ASSERT_EQ(::send(fd, part, sizeof part, MSG_NOSIGNAL), static_cast<ssize_t>(sizeof part));
+  auto t0 = std::chrono::steady_clock::now();
+  ::shutdown(fd, SHUT_WR);
+  EXPECT_TRUE(eventually(
+      [&] {
+        auto st = srv.stats();
+        return st.accepted == 1 && st.active == 0;
+      },
+      5s));
+  double took = ms_since(t0);
+  ::close(fd);
+  EXPECT_LT(took, 1000);
+  EXPECT_EQ(srv.stats().handshake_failures, 1u)
+      << "handshakes " << srv.stats().handshakes << ", accepted " << srv.stats().accepted;
+  EXPECT_EQ(srv.stats().timed_out, 0u);
   srv.stop();
 }
 
