@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: a warnings-as-errors build and its tests, valgrind of the CLI, the
-# install check (find_package, add_subdirectory, pkg-config), an ASan+UBSan build of the tests,
-# a TSan build of the threaded tests and of the CLI's keep-open server, a smoke run of each
-# fuzz target, the benchmarks' smoke runs, and the clang-format check. Run from anywhere;
-# builds under build/.
+# install check (find_package, add_subdirectory, pkg-config, man page, bash completion), the
+# Debian package (built, installed, consumed, removed), an ASan+UBSan build of the tests, a TSan
+# build of the threaded tests and of the CLI's keep-open server, a smoke run of each fuzz
+# target, the benchmarks' smoke runs, and the clang-format check. Run from anywhere; builds
+# under build/.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -35,6 +36,12 @@ PKG_CONFIG_PATH="$root/build/prefix/lib/pkgconfig" \
   c++ tests/consumer/consumer.cpp $(PKG_CONFIG_PATH="$root/build/prefix/lib/pkgconfig" pkg-config --cflags --libs sslstream) \
   -o build/consumer-pkgconfig
 build/consumer-pkgconfig
+# What cmake --install puts beside the library: the tool's man page and bash completion.
+test -f build/prefix/share/man/man1/sslstream.1
+test -f build/prefix/share/bash-completion/completions/sslstream
+
+step "Debian package: cpack, apt-get install, consume, remove"
+scripts/test-deb.sh build/release
 
 step "ASan + UBSan build of every test"
 # Each test's limit is the TIMEOUT property the build sets (ctest --timeout does not override

@@ -320,16 +320,51 @@ void end_stdout() {
   ::close(null);
 }
 
+/// After the peer's close_notify, while stdin still goes to the peer: true once the peer has
+/// closed the whole connection (its FIN, or a reset), since nothing sent after that is read —
+/// s_client exits then too; false once `up_done` is readable (stdin's direction ended first).
+/// A peer that said close_notify but keeps the connection open (TLS half close: it still reads)
+/// is written to until stdin ends.
+bool peer_closed_connection(int sock, int up_done) {
+  for (;;) {
+    // POLLRDHUP only: bytes after close_notify (which the TLS layer no longer reads) must not
+    // wake us over and over.
+    pollfd p[2] = {{up_done, POLLIN, 0}, {sock, POLLRDHUP, 0}};
+    if (::poll(p, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      return false;  // cannot watch: wait for stdin's end, as before
+    }
+    if (p[0].revents) return false;
+    if (p[1].revents & (POLLRDHUP | POLLHUP | POLLERR)) return true;
+    if (p[1].revents & POLLNVAL) sock = -1;  // poll ignores a negative descriptor
+  }
+}
+
 }  // namespace
 
 void relay_stdio(ssl_stream& s, const tls_flags& f) {
   int stop[2];
   if (::pipe(stop) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
   std::exception_ptr up_error;
+  int up_done[2];
+  if (::pipe2(up_done, O_CLOEXEC) != 0) {
+    int e = errno;
+    ::close(stop[0]);
+    ::close(stop[1]);
+    throw std::system_error(e, std::generic_category(), "pipe");
+  }
   std::atomic<bool> closed_ours{false};
   // stdin -> peer, then close_notify at the end of stdin. It also watches `stop`, so it can be
-  // ended when the other direction fails while stdin is still open.
+  // ended when the other direction fails, or the peer closes the connection, while stdin is
+  // still open. `up_done` becomes readable when it ends, however it ends.
   std::thread up([&] {
+    struct signal_done {
+      int fd;
+      ~signal_done() {
+        char c = 0;
+        (void)!::write(fd, &c, 1);
+      }
+    } done{up_done[1]};
     try {
       std::vector<std::byte> buf(1 << 16);
       for (;;) {
@@ -354,7 +389,7 @@ void relay_stdio(ssl_stream& s, const tls_flags& f) {
     }
   });
   // peer -> stdout until the peer's close_notify. A failure here ends both directions; a clean
-  // end waits for stdin's end too, so neither direction cuts the other short.
+  // end waits for stdin's end too (below), so neither direction cuts the other short.
   std::exception_ptr down_error;
   bool output_failed = false;
   try {
@@ -387,13 +422,13 @@ void relay_stdio(ssl_stream& s, const tls_flags& f) {
   } catch (...) {
     down_error = std::current_exception();
   }
-  if (down_error) {
+  // A clean end waits for stdin's end too, unless the peer closed the whole connection.
+  if (down_error || peer_closed_connection(s.native_handle(), up_done[0])) {
     char c = 0;
     (void)!::write(stop[1], &c, 1);
   }
   up.join();
-  ::close(stop[0]);
-  ::close(stop[1]);
+  for (int fd : {stop[0], stop[1], up_done[0], up_done[1]}) ::close(fd);
   // Bytes the peer sent were lost: it must not see a clean end.
   if (output_failed) abort_connection(s);
   if (down_error) std::rethrow_exception(down_error);

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli.hpp"
+#include "starttls.hpp"
 
 namespace cli {
 
@@ -15,6 +16,7 @@ struct connect_flags {
   std::string host;
   std::uint16_t port = 0;
   double connect_timeout = 30;
+  std::string starttls;  ///< --starttls: the protocol whose plaintext exchange comes first
   tls_flags tls;
 };
 
@@ -30,6 +32,7 @@ void add_common(CLI::App& sub, connect_flags& f) {
   sub.add_option("--connect-timeout", f.connect_timeout,
                  "give up connecting after S seconds (default 30)")
       ->check(seconds_value());
+  add_starttls_flag(sub, f.starttls);
   add_tls_flags(sub, f.tls, false);
 }
 
@@ -42,6 +45,9 @@ ssl_stream open(const connect_flags& f, phase& at, bool verify_optional) {
   auto sock = make_socket(active{
       .remote_host = f.host, .remote_port = f.port, .connect_timeout = seconds(f.connect_timeout)});
   at = phase::handshake;
+  if (!f.starttls.empty())
+    starttls(sock, f.starttls, f.tls.server_name.empty() ? f.host : f.tls.server_name,
+             seconds(f.connect_timeout));
   auto tls = make_ssl_client_stream(std::move(sock), ctx);
   tls.set_timeout(seconds(f.connect_timeout));
   tls.do_handshake();  // a --pin is checked inside: a wrong server gets nothing from us
@@ -126,7 +132,8 @@ void add_connect(CLI::App& app, command& chosen) {
       "  sslstream connect myhost 8443 --pin sha256:<current key> --pin sha256:<next key>\n"
       "  sslstream connect db.internal 5433 --cert client.pem --key client.key --ca-file ca.pem\n"
       "  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | sslstream connect old.example 443 "
-      "--allow-truncation");
+      "--allow-truncation\n"
+      "  sslstream connect mail.example.com 587 --starttls smtp");
   sub->callback([f, &chosen] { chosen = {[f] { return run_connect(*f); }, &f->tls, false}; });
 }
 
@@ -136,7 +143,9 @@ void add_info(CLI::App& app, command& chosen) {
       "info",
       "handshake and show the protocol, cipher, ALPN, the server's chain and the verify result");
   add_common(*sub, *f);
-  sub->footer("Example:\n  sslstream info example.com 443");
+  sub->footer(
+      "Examples:\n  sslstream info example.com 443\n"
+      "  sslstream info db.example.com 5432 --starttls postgres");
   sub->callback([f, &chosen] { chosen = {[f] { return run_info(*f); }, &f->tls, false}; });
 }
 

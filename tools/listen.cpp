@@ -25,6 +25,7 @@ struct listen_flags {
   std::string host;
   std::uint16_t port = 0;
   std::string port_file;
+  std::string cert_out;
   bool keep_open = false;
   bool echo = false;
   bool exit_on_handshake_failure = false;
@@ -82,6 +83,9 @@ int run(const listen_flags& f) {
                   << c.fingerprint_sha256()
                   << "\n  (connect --pin sha256:" << c.fingerprint_sha256()
                   << " to trust exactly this certificate)\n";
+      // With -q the fingerprint is not printed: the certificate itself (never its key) is
+      // saved, so a script can still pin it or trust it with --ca-file.
+      if (!f.cert_out.empty()) write_file_atomically(f.cert_out, c.to_pem(), true, "--cert-out");
     }
     auto ctx = make_ssl_server_context(o);
     at = phase::connect;
@@ -141,6 +145,10 @@ void add_listen(CLI::App& app, command& chosen) {
                   "drop clients that take longer than S seconds to handshake (default 30)")
       ->check(seconds_value());
   add_tls_flags(*sub, f->tls, true);
+  sub->add_option("--cert-out", f->cert_out,
+                  "without --cert: save the fresh self-signed certificate (PEM, without its "
+                  "key) to FILE, replacing it")
+      ->excludes(sub->get_option("--cert"));
   // Only the stdin/stdout relay of one connection sends close_notify first.
   add_allow_truncation(*sub, f->tls);
   sub->get_option("--allow-truncation")->excludes(keep_open)->excludes(echo);
@@ -149,7 +157,9 @@ void add_listen(CLI::App& app, command& chosen) {
       "  sslstream listen --cert server.pem --port 8443 < reply.txt\n"
       "  sslstream listen --cert server.pem --verify required --ca-file clients-ca.pem\n"
       "  sslstream listen --cert server.pem --allow-truncation < reply.txt   # for gnutls-cli\n"
-      "  sslstream listen --cert server.pem --exit-on-handshake-failure < reply.txt");
+      "  sslstream listen --cert server.pem --exit-on-handshake-failure < reply.txt\n"
+      "  sslstream listen -q --port 8443 --cert-out listen.pem   # then, elsewhere:\n"
+      "    sslstream connect localhost 8443 --ca-file listen.pem");
   sub->callback([f, &chosen] { chosen = {[f] { return run(*f); }, &f->tls, true}; });
 }
 
