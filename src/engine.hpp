@@ -26,7 +26,8 @@ struct engine_connection {
   event_loop* owner;
   enum class phase { handshake, coroutine, worker } state = phase::handshake;
   clock::time_point deadline = clock::time_point::max();
-  bool registered = false;  // in the loop's epoll set
+  bool registered = false;     // in the loop's epoll set
+  bool hello_started = false;  // the first try_handshake ran (a whole first record had come)
   async_op_base* pending = nullptr;
   std::coroutine_handle<> waiter;
   std::optional<task<>> root;
@@ -91,6 +92,7 @@ class event_loop {
   void accept_some();
   void on_ready(engine_connection& c);
   void advance_handshake(engine_connection& c);
+  bool first_record_complete(engine_connection& c);
   void start_handler(engine_connection& c);
   void resume(engine_connection& c);
   void end(engine_connection& c);
