@@ -383,3 +383,25 @@ TEST(CliKeepOpen, AFailedHandshakeIsReportedAndServingGoesOn) {
   srv.kill(SIGTERM);
   EXPECT_EQ(srv.wait(20s), 0) << srv.output();
 }
+
+TEST(CliKeepOpen, SighupKeepsTheKeylogFileWithoutOpeningItAgain) {
+  temp_dir dir("sighup-keylog");
+  auto log = dir / "keys.log";
+  process srv(
+      cmd({"listen", "--cert", cert("combined.pem"), "--keep-open", "--echo", "--keylog", log}));
+  auto port = listening(srv);
+  auto fds = open_descriptors(srv.pid());
+  srv.kill(SIGHUP);
+  ASSERT_TRUE(srv.wait_for_output("SIGHUP: certificate, key and CA files read again"))
+      << srv.output();
+  EXPECT_EQ(open_descriptors(srv.pid()), fds);
+  auto c = connect_to(port);
+  EXPECT_EQ(echo_round(c, "k\n"), "k\n");
+  std::ifstream in(log);
+  std::stringstream text;
+  text << in.rdbuf();
+  EXPECT_NE(text.str().find("CLIENT_TRAFFIC_SECRET_0 "), std::string::npos) << text.str();
+  c.close();
+  srv.kill(SIGTERM);
+  EXPECT_EQ(srv.wait(20s), 0) << srv.output();
+}

@@ -143,8 +143,13 @@ int run(const listen_flags& f) {
     k.tls = &f.tls;
     // SIGHUP: the same flags read again, so whatever they name (certificate, key, CA, ...) is
     // read from its file anew; a self-signed certificate stays the one already announced.
-    k.reload = [&f, self_signed] {
-      auto fresh = to_options(f.tls, true);
+    // The --keylog file stays the one opened at start (opening it again would hold one more
+    // descriptor per SIGHUP).
+    k.reload = [&f, self_signed, keylog = o.keylog] {
+      auto flags = f.tls;
+      flags.keylog.clear();
+      auto fresh = to_options(flags, true);
+      fresh.keylog = keylog;
       if (!self_signed.empty()) fresh.certificate_pem = self_signed;
       return make_ssl_server_context(fresh);
     };
