@@ -116,6 +116,10 @@ struct ssl_options {
   /// must still pass this client's checks. A context offers a TLS 1.3 one once; offering the
   /// same text to several contexts is the caller's choice (RFC 8446 §C.4 advises against it).
   std::string session;
+  /// Client: ask the server to staple its OCSP response (the status_request extension);
+  /// ssl_stream::ocsp_status() then reports it. Off by default: the response costs the server
+  /// bytes in every handshake.
+  bool request_ocsp = false;
 };
 
 namespace detail {
