@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Python's ssl module as a peer for bench/compare: bulk transfer (server reads, client writes).
 
-  py_tls.py server PORTFILE CERT     accept one TLS connection, read to EOF, print bytes read
+  py_tls.py server PORTFILE CERT     accept one TLS connection, read to EOF, print bytes read and the suite
   py_tls.py client PORT CA BYTES     connect, write BYTES in 1 MiB chunks, close
   py_tls.py handshakes PORT SECONDS full|resumed [COUNT]
                                       connect over and over for SECONDS (TLS 1.3, no verification:
@@ -26,6 +26,7 @@ def server(portfile, cert):
     os.rename(portfile + ".tmp", portfile)
     conn, _ = ls.accept()
     tls = ctx.wrap_socket(conn, server_side=True)
+    suite = None
     total = 0
     buf = bytearray(1 << 18)
     while True:
@@ -33,10 +34,12 @@ def server(portfile, cert):
             n = tls.recv_into(buf)
         except ssl.SSLEOFError:
             break
+        suite = suite or tls.cipher()[0]
         if n == 0:
+            tls.unwrap()  # answer the client's close_notify, so that it can close cleanly
             break
         total += n
-    print(total)
+    print(total, suite)
 
 
 def client(port, ca, count):
@@ -49,7 +52,9 @@ def client(port, ca, count):
     while sent < count:
         tls.sendall(chunk)
         sent += len(chunk)
-    tls.close()
+    # close_notify, then wait for the server's: closing at once with the server's ticket still
+    # unread makes the kernel send a reset, which throws away bytes the server has not read yet.
+    tls.unwrap().close()
 
 
 def handshakes(port, seconds, mode, limit=None):

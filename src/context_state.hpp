@@ -2,6 +2,7 @@
 // from, and (client side) the session cache that makes repeat handshakes cheap.
 #pragma once
 
+#include <memory>
 #include <mutex>
 #include <sslstream/ssl_context.hpp>
 #include <string>
@@ -12,12 +13,16 @@
 
 namespace sslstream::detail {
 
+class certificate_selection;
+
 struct context_state {
   ssl_ctx_ptr ctx;
   ssl_options options;
   bool server = false;
   std::string alpn_wire;          // ALPN list in wire format (RFC 7301 §3.1)
   std::vector<std::string> pins;  // pinned_sha256, as lower-case hex without colons
+  /// Server with more_certificates: which certificates each SNI name gets (cert_select.hpp).
+  std::shared_ptr<const certificate_selection> certificates;
 
   /// Client sessions by "server_name|address|port": one per server, replaced as new tickets
   /// arrive. Bounded, so a client talking to many servers does not grow without limit.

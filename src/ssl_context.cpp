@@ -14,6 +14,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "cert_select.hpp"
 #include "context_state.hpp"
 #include "tls_impl.hpp"
 
@@ -114,16 +115,77 @@ std::vector<detail::x509_ptr> read_certificates(const std::string& pem) {
   return out;
 }
 
-void load_certificate_and_key(SSL_CTX* ctx, const ssl_options& o) {
-  const bool in_memory = !o.certificate_pem.empty();
-  const std::string cert = in_memory ? std::string("ssl_options::certificate_pem") : o.certificate;
-  std::string pem = in_memory ? o.certificate_pem : read_file(cert, "certificate");
+}  // namespace
+
+/// Reads and checks one certificate with its chain and key; `option` prefixes the names of the
+/// settings the errors point at ("ssl_options::" or "ssl_options::more_certificates[1].").
+detail::key_pair detail::read_key_pair(const certificate_files& f, const std::string& option,
+                                       const char* password_field) {
+  const bool in_memory = !f.certificate_pem.empty();
+  detail::key_pair out;
+  out.certificate = in_memory ? option + "certificate_pem" : f.certificate;
+  const std::string& cert = out.certificate;
+  std::string pem = in_memory ? f.certificate_pem : read_file(cert, "certificate");
   auto chain = read_certificates(pem);
-  if (chain.empty() || SSL_CTX_use_certificate(ctx, chain[0].get()) != 1)
+  if (chain.empty())
     fail(errc::bad_certificate, "bad-certificate",
          "no usable PEM certificate in '" + cert +
              "' (expected a '-----BEGIN CERTIFICATE-----' block)");
-  for (std::size_t i = 1; i < chain.size(); ++i) SSL_CTX_add1_chain_cert(ctx, chain[i].get());
+  out.leaf = std::move(chain[0]);
+  out.chain.reset(sk_X509_new_null());
+  if (!out.chain) fail(errc::bad_certificate, "bad-certificate", "out of memory reading " + cert);
+  for (std::size_t i = 1; i < chain.size(); ++i) {
+    if (sk_X509_push(out.chain.get(), chain[i].get()) == 0)
+      fail(errc::bad_certificate, "bad-certificate", "out of memory reading " + cert);
+    chain[i].release();  // the stack owns it now
+  }
+
+  out.key_file = f.key.empty() ? cert : f.key;
+  const std::string& key_path = out.key_file;
+  std::string key_pem = f.key.empty() ? pem : read_file(key_path, "key");
+  if (key_pem.find("PRIVATE KEY-----") == std::string::npos)
+    throw config_error(
+        errc::bad_key, "bad-key",
+        "no private key in '" + key_path +
+            (f.key.empty() ? "' (append the key to the certificate file, or set the key file: " +
+                                 option + "key)"
+                           : std::string("' (expected a '-----BEGIN PRIVATE KEY-----' block)")));
+  bool encrypted = key_pem.find("ENCRYPTED") != std::string::npos;
+  detail::bio_ptr b(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
+  out.key.reset(PEM_read_bio_PrivateKey(b.get(), nullptr, password_cb,
+                                        const_cast<std::string*>(&f.password)));
+  if (!out.key) {
+    if (encrypted && f.password.empty())
+      fail(errc::bad_password, "bad-password",
+           "the private key in '" + key_path + "' is encrypted: give its password (" + option +
+               password_field + ")");
+    if (encrypted)
+      fail(errc::bad_password, "bad-password",
+           "cannot decrypt the private key in '" + key_path + "': wrong password");
+    fail(errc::bad_key, "bad-key", "cannot read the private key in '" + key_path + "'");
+  }
+  if (X509_check_private_key(out.leaf.get(), out.key.get()) != 1)
+    fail(errc::key_mismatch, "key-mismatch", detail::key_mismatch_message(out));
+  return out;
+}
+
+std::string detail::key_mismatch_message(const key_pair& p) {
+  return "the private key in '" + p.key_file + "' does not match the certificate in '" +
+         p.certificate + "' (use the key the certificate was made for)";
+}
+
+namespace {
+
+void load_certificate_and_key(SSL_CTX* ctx, const ssl_options& o) {
+  auto pair =
+      detail::read_key_pair({o.certificate, o.key, o.certificate_password, o.certificate_pem},
+                            "ssl_options::", "certificate_password");
+  if (SSL_CTX_use_certificate(ctx, pair.leaf.get()) != 1)
+    fail(errc::bad_certificate, "bad-certificate",
+         "no usable PEM certificate in '" + pair.certificate +
+             "' (expected a '-----BEGIN CERTIFICATE-----' block)");
+  for (int i = 0; i < sk_X509_num(pair.chain.get()); ++i)
+    SSL_CTX_add1_chain_cert(ctx, sk_X509_value(pair.chain.get(), i));
   for (const auto& extra : o.other_certificates) {
     read_file(extra, "chain certificate");
     for (const auto& c : x509_certificate::load_pem_chain(extra))
@@ -131,33 +193,8 @@ void load_certificate_and_key(SSL_CTX* ctx, const ssl_options& o) {
         fail(errc::bad_certificate, "bad-certificate",
              "cannot add chain certificate from '" + extra + "'");
   }
-
-  const std::string& key_path = o.key.empty() ? cert : o.key;
-  std::string key_pem = o.key.empty() ? pem : read_file(key_path, "key");
-  if (key_pem.find("PRIVATE KEY-----") == std::string::npos)
-    throw config_error(errc::bad_key, "bad-key",
-                       "no private key in '" + key_path +
-                           (o.key.empty() ? "' (append the key to the certificate file, or set "
-                                            "the key file: ssl_options::key)"
-                                          : "' (expected a '-----BEGIN PRIVATE KEY-----' block)"));
-  bool encrypted = key_pem.find("ENCRYPTED") != std::string::npos;
-  detail::bio_ptr b(BIO_new_mem_buf(key_pem.data(), static_cast<int>(key_pem.size())));
-  detail::evp_pkey_ptr key(PEM_read_bio_PrivateKey(
-      b.get(), nullptr, password_cb, const_cast<std::string*>(&o.certificate_password)));
-  if (!key) {
-    if (encrypted && o.certificate_password.empty())
-      fail(errc::bad_password, "bad-password",
-           "the private key in '" + key_path +
-               "' is encrypted: give its password (ssl_options::certificate_password)");
-    if (encrypted)
-      fail(errc::bad_password, "bad-password",
-           "cannot decrypt the private key in '" + key_path + "': wrong password");
-    fail(errc::bad_key, "bad-key", "cannot read the private key in '" + key_path + "'");
-  }
-  if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1)
-    fail(errc::key_mismatch, "key-mismatch",
-         "the private key in '" + key_path + "' does not match the certificate in '" + cert +
-             "' (use the key the certificate was made for)");
+  if (SSL_CTX_use_PrivateKey(ctx, pair.key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1)
+    fail(errc::key_mismatch, "key-mismatch", detail::key_mismatch_message(pair));
 }
 
 /// Whether `name` is a certificate's name in an OpenSSL hashed directory: 8 hex digits, a dot
@@ -297,19 +334,31 @@ int new_session_cb(SSL* ssl, SSL_SESSION* session) {
 /// RFC 7507 §3: a ClientHello below our lowest version that carries TLS_FALLBACK_SCSV is a
 /// downgrade in progress and gets inappropriate_fallback, not protocol_version. OpenSSL checks
 /// the SCSV only against versions it supports, so the check below min_version is ours.
-int client_hello_cb(SSL* ssl, int* alert, void*) {
-  const auto& st = context_state::of(ssl);
+bool inappropriate_fallback(SSL* ssl, const context_state& st) {
   if (static_cast<int>(SSL_client_hello_get0_legacy_version(ssl)) >=
       tls_number(st.options.min_version))
-    return 1;
+    return false;
   const unsigned char* suites = nullptr;
   std::size_t n = SSL_client_hello_get0_ciphers(ssl, &suites);
   for (std::size_t i = 0; i + 1 < n; i += 2)
-    if (suites[i] == 0x56 && suites[i + 1] == 0x00) {  // TLS_FALLBACK_SCSV
-      *alert = SSL_AD_INAPPROPRIATE_FALLBACK;
-      ERR_raise(ERR_LIB_SSL, SSL_R_INAPPROPRIATE_FALLBACK);
-      return SSL_CLIENT_HELLO_ERROR;
-    }
+    if (suites[i] == 0x56 && suites[i + 1] == 0x00)  // TLS_FALLBACK_SCSV
+      return true;
+  return false;
+}
+
+/// Everything decided from the ClientHello before OpenSSL acts on it: the fallback check above,
+/// and with more_certificates, which certificates this client's SNI gets (cert_select.hpp).
+int client_hello_cb(SSL* ssl, int* alert, void*) {
+  const auto& st = context_state::of(ssl);
+  if (inappropriate_fallback(ssl, st)) {
+    *alert = SSL_AD_INAPPROPRIATE_FALLBACK;
+    ERR_raise(ERR_LIB_SSL, SSL_R_INAPPROPRIATE_FALLBACK);
+    return SSL_CLIENT_HELLO_ERROR;
+  }
+  if (st.certificates && !st.certificates->select(ssl)) {
+    *alert = SSL_AD_INTERNAL_ERROR;
+    return SSL_CLIENT_HELLO_ERROR;
+  }
   return 1;
 }
 
@@ -392,6 +441,10 @@ ssl_context make_context(const ssl_options& o, bool server) {
     throw config_error(errc::bad_certificate, "bad-certificate",
                        "a TLS server needs a certificate: set ssl_options::certificate");
   if (!o.certificate.empty() || !o.certificate_pem.empty()) load_certificate_and_key(ctx, o);
+  if (!server && !o.more_certificates.empty())
+    throw config_error(errc::bad_option, "bad-option",
+                       "ssl_options::more_certificates is for servers; a client has one "
+                       "certificate (ssl_options::certificate)");
 
   for (const auto& pin : o.pinned_sha256) st->pins.push_back(normalized_pin(pin));
   verify_mode mode = o.verify.value_or(server ? verify_mode::none : verify_mode::required);
@@ -444,6 +497,8 @@ ssl_context make_context(const ssl_options& o, bool server) {
     std::string sid = session_id_context(ctx, *st, mode);
     SSL_CTX_set_session_id_context(ctx, reinterpret_cast<const unsigned char*>(sid.data()),
                                    static_cast<unsigned int>(sid.size()));
+    if (!o.more_certificates.empty())
+      st->certificates = std::make_shared<detail::certificate_selection>(ctx, o, sid);
     // Resumption by tickets only (TLS 1.3, and 1.2 with the ticket extension): the server keeps
     // no per-client state, so a thousand clients do not leave a thousand sessions (up to
     // 20,480 by default) in its memory after they are gone.

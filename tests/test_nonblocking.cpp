@@ -8,11 +8,13 @@
 
 #include <array>
 #include <atomic>
+#include <optional>
 #include <sslstream/sslstream.hpp>
 #include <thread>
 
 #include "data.hpp"
 #include "loopback.hpp"
+#include "timing.hpp"
 
 using namespace std::chrono_literals;
 using namespace sslstream;
@@ -217,4 +219,36 @@ TEST(NonBlocking, HalfARecordIsNotPendingInput) {
   done = true;
   relay.join();
   for (int fd : {a[1], b[1]}) ::close(fd);
+}
+
+// handshake_timeout bounds a non-blocking handshake too: against a peer that accepts and never
+// answers, an event loop that waits in steps of 50 ms gets the timeout error from try_handshake
+// once the limit has passed (counted from the first attempt), never a want_read forever.
+TEST(NonBlocking, TryHandshakeStopsAtTheHandshakeTimeout) {
+  constexpr auto limit = 300ms;
+  constexpr double slack_ms = 250;   // the loop's 50 ms steps plus a loaded machine
+  auto [near, far] = socket_pair();  // `far` never says a word
+  auto o = client_options();
+  o.handshake_timeout = limit;
+  auto t = make_ssl_client_stream(std::move(near), make_ssl_client_context(o));
+  auto t0 = std::chrono::steady_clock::now();
+  std::optional<double> failed_at;
+  std::string what;
+  while (!failed_at && ms_since(t0) < 5000) {
+    try {
+      auto r = t.try_handshake();
+      ASSERT_EQ(r.status, io_status::want_read);
+      pollfd pf{t.native_handle(), POLLIN, 0};
+      ::poll(&pf, 1, 50);
+    } catch (const socket_error& e) {
+      failed_at = ms_since(t0);
+      what = e.what();
+    }
+  }
+  ASSERT_TRUE(failed_at) << "no timeout within 5 s";
+  EXPECT_GE(*failed_at, 300.0);
+  EXPECT_LE(*failed_at, 300.0 + slack_ms);
+  EXPECT_NE(what.find("handshake"), std::string::npos) << what;
+  // It sticks: the next attempt fails the same way at once.
+  EXPECT_THROW(t.try_handshake(), socket_error);
 }

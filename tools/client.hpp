@@ -10,13 +10,15 @@ struct connect_flags {
   std::string host;
   std::uint16_t port = 0;
   double connect_timeout = 30;
+  std::string starttls;  ///< --starttls: the protocol whose plaintext exchange comes first
   tls_flags tls;
 };
 
 /// HOST, PORT, --connect-timeout and the client's TLS flags.
 void add_common(CLI::App& sub, connect_flags& f);
-/// The connection to HOST:PORT, ready for TLS (the plaintext before TLS belongs here).
-sslstream::socket_stream dial(const connect_flags& f);
+/// The connection to HOST:PORT, ready for TLS: connected, then --starttls's plaintext exchange;
+/// `at` follows the phases.
+sslstream::socket_stream dial(const connect_flags& f, phase& at);
 /// Connects and handshakes; `at` follows the phases for the exit status. `verify_optional`
 /// finishes the handshake whatever the verdict (info shows it); `request_ocsp` asks the server
 /// to staple its OCSP response.

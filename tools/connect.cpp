@@ -2,6 +2,7 @@
 #include <iostream>
 
 #include "client.hpp"
+#include "starttls.hpp"
 
 namespace cli {
 
@@ -19,12 +20,19 @@ void add_common(CLI::App& sub, connect_flags& f) {
   sub.add_option("--connect-timeout", f.connect_timeout,
                  "give up connecting after S seconds (default 30)")
       ->check(seconds_value());
+  add_starttls_flag(sub, f.starttls);
   add_tls_flags(sub, f.tls, false);
 }
 
-socket_stream dial(const connect_flags& f) {
-  return make_socket(active{
+socket_stream dial(const connect_flags& f, phase& at) {
+  at = phase::connect;
+  auto sock = make_socket(active{
       .remote_host = f.host, .remote_port = f.port, .connect_timeout = seconds(f.connect_timeout)});
+  at = phase::handshake;
+  if (!f.starttls.empty())
+    starttls(sock, f.starttls, f.tls.server_name.empty() ? f.host : f.tls.server_name,
+             seconds(f.connect_timeout));
+  return sock;
 }
 
 ssl_stream open(const connect_flags& f, phase& at, bool verify_optional, bool request_ocsp) {
@@ -32,9 +40,7 @@ ssl_stream open(const connect_flags& f, phase& at, bool verify_optional, bool re
   if (verify_optional && !o.verify) o.verify = verify_mode::optional;
   o.request_ocsp = request_ocsp;
   auto ctx = make_ssl_client_context(o);
-  at = phase::connect;
-  auto sock = dial(f);
-  at = phase::handshake;
+  auto sock = dial(f, at);
   auto tls = make_ssl_client_stream(std::move(sock), ctx);
   tls.set_timeout(seconds(f.connect_timeout));
   tls.do_handshake();  // a --pin is checked inside: a wrong server gets nothing from us
@@ -71,7 +77,8 @@ void add_connect(CLI::App& app, command& chosen) {
       "  sslstream connect myhost 8443 --pin sha256:<current key> --pin sha256:<next key>\n"
       "  sslstream connect db.internal 5433 --cert client.pem --key client.key --ca-file ca.pem\n"
       "  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | sslstream connect old.example 443 "
-      "--allow-truncation");
+      "--allow-truncation\n"
+      "  sslstream connect mail.example.com 587 --starttls smtp");
   sub->callback([f, &chosen] { chosen = {[f] { return run_connect(*f); }, &f->tls, false}; });
 }
 

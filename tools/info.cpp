@@ -167,7 +167,9 @@ bool maybe_old_protocol(const tls_error& e) {
 /// version it speaks. Never sends data; "" when it is not an old-protocol server.
 std::string probe_old_protocol(const connect_flags& f) {
   try {
-    return probe_legacy_version(dial(f), f.tls.server_name.empty() ? f.host : f.tls.server_name,
+    phase ignored = phase::connect;
+    return probe_legacy_version(dial(f, ignored),
+                                f.tls.server_name.empty() ? f.host : f.tls.server_name,
                                 seconds(f.connect_timeout));
   } catch (const std::exception&) {
     return "";  // the probe explains nothing: the original error stands
@@ -237,7 +239,8 @@ void add_info(CLI::App& app, command& chosen) {
       "Examples:\n  sslstream info example.com 443\n"
       "  sslstream info example.com 443 --json | jq .chain[0].days_left\n"
       "  sslstream info example.com 443 --show-certs > chain.pem\n"
-      "  sslstream info localhost 8443 --ca-file ca.pem --json --show-certs");
+      "  sslstream info localhost 8443 --ca-file ca.pem --json --show-certs\n"
+      "  sslstream info db.example.com 5432 --starttls postgres");
   sub->callback([f, &chosen] { chosen = {[f] { return run_info(*f); }, &f->conn.tls, false}; });
 }
 

@@ -5,6 +5,8 @@
 //   o.certificate = "examples/ssl/server.pem";      // certificate followed by its key
 //   auto ctx = sslstream::make_ssl_server_context(o);  // build once, share everywhere
 //
+// Several certificates on one server: ssl_options::more_certificates (by SNI, then key type).
+//
 // Defaults — secure by default, unlike Allegro, which verifies nothing unless asked:
 //   - TLS 1.2 and 1.3 only; TLS 1.2 limited to forward-secret AEAD suites (ECDHE/DHE with
 //     AES-GCM or ChaCha20-Poly1305); OpenSSL's TLS 1.3 suites (all AEAD); no compression, no
@@ -64,6 +66,16 @@ enum class verify_mode {
 
 enum class tls_version { tls1_0, tls1_1, tls1_2, tls1_3 };
 
+/// One more certificate for a server (ssl_options::more_certificates): the same four settings as
+/// ssl_options' own `certificate`, `key`, `certificate_password` and `certificate_pem`, read and
+/// checked the same way when the context is built.
+struct certificate_files {
+  std::string certificate;      ///< PEM: certificate, then its chain, then optionally its key
+  std::string key;              ///< PEM private key; empty = the key is in `certificate`
+  std::string password;         ///< password of an encrypted key
+  std::string certificate_pem;  ///< PEM text used instead of the `certificate` file
+};
+
 struct ssl_options {
   std::string certificate;           ///< PEM: certificate, then its chain, then optionally its key
   std::string key;                   ///< PEM private key; empty = the key is in `certificate`
@@ -71,6 +83,27 @@ struct ssl_options {
   /// PEM text used instead of the `certificate` file (certificate, chain, optionally the key).
   std::string certificate_pem;
   std::vector<std::string> other_certificates;  ///< PEM files of extra chain certificates
+  /// Server: more certificates, as Go's `Certificates` or libtls' `tls_config_add_keypair_file`.
+  /// Each handshake serves the certificates whose subjectAltName DNS names match the client's
+  /// SNI, case ignored: exactly if any does, else by a wildcard (`*.example.com` covers one
+  /// label: `a.example.com`, not `example.com` nor `a.b.example.com`). Among those, OpenSSL
+  /// picks the key type the client can verify (its signature_algorithms and, in TLS 1.2, its
+  /// suites): an ECDSA and an RSA certificate for one name serve both kinds of client, ECDSA
+  /// the ones that can do both. Without SNI, or for a name no certificate has, the server
+  /// serves `certificate`, with those of these that have exactly its subjectAltNames (its
+  /// other key types). Of two matching certificates with one key type, the first serves
+  /// (`certificate`, then this list in order). A client that can verify none of its name's
+  /// certificates fails the handshake: it is not served another name's. `other_certificates`
+  /// belong to `certificate`; each of these carries its own chain after it.
+  ///
+  /// Each pair is read and checked when the context is built, as `certificate` is: a missing
+  /// file, a wrong password, a key that does not match, a certificate OpenSSL will not serve,
+  /// one without a DNS name (no SNI could choose it) or one hidden for all its names behind
+  /// earlier certificates of its key type is a config_error naming it. A session resumes only
+  /// under a name that gets the certificates it was made with: one made for `a`, offered
+  /// under SNI `b`, gets a full handshake and `b`'s certificate (OpenSSL alone would resume it).
+  /// A client context refuses this option.
+  std::vector<certificate_files> more_certificates;
   tls_version min_version = tls_version::tls1_2;
   tls_version max_version = tls_version::tls1_3;
   std::optional<verify_mode> verify;  ///< unset: client required, server none
