@@ -10,7 +10,8 @@ $sudo apt-get install -y -qq --no-install-recommends \
   libssl-dev openssl \
   libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev googletest libbenchmark-dev \
   gnutls-bin curl socat python3 clang-format \
-  clang-14 libclang-rt-14-dev valgrind sslscan nginx-light libnss-wrapper doxygen > /dev/null
+  clang-14 libclang-rt-14-dev valgrind sslscan nginx-light libnss-wrapper doxygen \
+  go-md2man dpkg-dev man-db > /dev/null
 
 # The servers the STARTTLS tests run themselves, unprivileged, on loopback ports of their own
 # (tests/test_cli_starttls.cpp). Their packages would start system services that keep ports

@@ -9,7 +9,9 @@
 #include <unordered_map>
 #include <vector>
 
+#include "ocsp_staple.hpp"
 #include "ossl.hpp"
+#include "ticket_keys.hpp"
 
 namespace sslstream::detail {
 
@@ -37,6 +39,10 @@ struct context_state {
   ssl_session_ptr imported_session;
   /// The imported session if it was made for `name` (SNI), else nothing.
   ssl_session_ptr take_imported_session(const std::string& name);
+
+  /// Server: the keys of its session tickets, and the OCSP response it staples (or none).
+  std::shared_ptr<ticket_keys> tickets;
+  std::shared_ptr<ocsp_staple> ocsp;
 
   static int ex_index();  // SSL_CTX ex_data slot pointing back here
   static context_state& of(const SSL* ssl);

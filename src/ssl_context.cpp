@@ -393,6 +393,26 @@ std::string session_id_context(SSL_CTX* ctx, const context_state& st, verify_mod
   return std::string(reinterpret_cast<const char*>(out), sizeof out);  // 32 = the maximum
 }
 
+/// Server: the ticket keys (ssl_options::ticket_key_file, or rotating random ones) and the
+/// OCSP staple (ssl_options::ocsp_response_file); see ticket_keys.hpp and ocsp_staple.hpp.
+void install_tickets_and_staple(SSL_CTX* ctx, context_state& st) {
+  const auto lifetime = st.options.ticket_lifetime;
+  if (lifetime < std::chrono::seconds(1) || lifetime > std::chrono::days(7))
+    throw config_error(errc::bad_option, "bad-option",
+                       "ssl_options::ticket_lifetime must lie between 1 s and 7 days (604800 "
+                       "s, the longest a TLS 1.3 ticket may live), not " +
+                           std::to_string(lifetime.count()) + " s");
+  st.tickets = st.options.ticket_key_file.empty()
+                   ? detail::ticket_keys::rotating(lifetime)
+                   : detail::ticket_keys::from_file(st.options.ticket_key_file);
+  detail::ticket_keys::install(ctx, lifetime);
+  if (!st.options.ocsp_response_file.empty()) {
+    st.ocsp = detail::ocsp_staple::from_file(st.options.ocsp_response_file,
+                                             SSL_CTX_get0_certificate(ctx));
+    detail::ocsp_staple::install(ctx);
+  }
+}
+
 ssl_context make_context(const ssl_options& o, bool server) {
   auto st = std::make_shared<context_state>();
   st->options = o;
@@ -506,6 +526,7 @@ ssl_context make_context(const ssl_options& o, bool server) {
     // One TLS 1.3 ticket per handshake, not OpenSSL's two: a client resumes with one, and gets
     // a fresh one each time it does. Each ticket costs the server an encryption and a MAC.
     SSL_CTX_set_num_tickets(ctx, 1);
+    install_tickets_and_staple(ctx, *st);
   } else {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, new_session_cb);

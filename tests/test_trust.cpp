@@ -10,6 +10,8 @@
 
 #include <algorithm>
 #include <array>
+#include <cstdio>
+#include <fstream>
 #include <future>
 #include <sslstream/sslstream.hpp>
 #include <thread>
@@ -236,17 +238,16 @@ TEST(Trust, AServerVerifyingClientsMustBeToldWhichCasToTrust) {
 // where no client certificate was asked for could resume where one is required. The two
 // servers below share ticket keys (as a fleet would), so only the ID context tells them apart.
 TEST(Trust, ASessionNeverResumesUnderDifferentClientRequirements) {
-  unsigned char keys[80];
-  for (auto& k : keys) k = 7;
+  const std::string keys = "/tmp/sslstream-trust-keys-" + std::to_string(::getpid());
+  std::ofstream(keys, std::ios::binary) << std::string(80, '\7');
   auto make_server = [&](bool require) {
     auto o = tls_server_options();
+    o.ticket_key_file = keys;
     if (require) {
       o.verify = verify_mode::required;
       o.ca_file = cert("ca.pem");
     }
-    auto ctx = make_ssl_server_context(o);
-    SSL_CTX_set_tlsext_ticket_keys(static_cast<SSL_CTX*>(ctx.native_handle()), keys, sizeof keys);
-    return ctx;
+    return make_ssl_server_context(o);
   };
   auto lax = make_server(false), lax_twin = make_server(false), strict = make_server(true);
   for (auto version : {tls_version::tls1_2, tls_version::tls1_3}) {
@@ -264,6 +265,7 @@ TEST(Trust, ASessionNeverResumesUnderDifferentClientRequirements) {
     EXPECT_FALSE(converse(strict_one)) << "resumed past a client-certificate requirement";
     EXPECT_TRUE(strict_one.server.peer_certificate().has_value());
   }
+  std::remove(keys.c_str());
 }
 
 // Defect 11: a client handed the same TLS 1.3 ticket to two connections (RFC 8446 §C.4):

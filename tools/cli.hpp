@@ -29,6 +29,7 @@ enum class phase { setup, connect, handshake, transfer };
 struct tls_flags {
   std::string cert, key, password, password_file, password_env, ca_file, ca_dir, min_version,
       max_version, ciphers, ciphersuites, alpn, keylog, verify, server_name;
+  std::string ticket_keys, ocsp;  ///< listen: --ticket-keys, --ocsp
   std::vector<std::string> pins;  ///< --pin, repeatable: any one of them matching accepts
   bool insecure = false;
   bool allow_truncation = false;  ///< the relay accepts a close without close_notify after ours

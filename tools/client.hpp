@@ -3,6 +3,7 @@
 #pragma once
 
 #include "cli.hpp"
+#include "tunnel.hpp"
 
 namespace cli {
 
@@ -11,6 +12,7 @@ struct connect_flags {
   std::uint16_t port = 0;
   double connect_timeout = 30;
   std::string starttls;  ///< --starttls: the protocol whose plaintext exchange comes first
+  accept_flags accept;   ///< connect --accept: a tunnel for local connections, not stdin/stdout
   tls_flags tls;
 };
 

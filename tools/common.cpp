@@ -113,6 +113,15 @@ void add_tls_flags(CLI::App& app, tls_flags& f, bool server) {
   app.add_option("--keylog", f.keylog, "append TLS secrets to FILE (SSLKEYLOGFILE format)");
   app.add_flag("-q,--quiet", f.quiet, "print nothing but errors");
   app.add_flag("-v,--verbose", f.verbose, "print the handshake details on stderr");
+  if (server) {
+    app.add_option("--ticket-keys", f.ticket_keys,
+                   "session ticket keys shared by several servers, so each resumes the others' "
+                   "sessions: 80-byte keys, newest first (make one: openssl rand 80 > FILE)")
+        ->option_text("FILE");
+    app.add_option("--ocsp", f.ocsp,
+                   "staple this DER OCSP response of --cert to clients that ask for it")
+        ->option_text("FILE");
+  }
   if (!server) {
     app.add_flag("--insecure", f.insecure, "do not verify the server (anyone can intercept)");
     app.add_option("--server-name", f.server_name, "name to send (SNI) and verify");
@@ -171,6 +180,8 @@ ssl_options to_options(const tls_flags& f, bool server) {
   if (f.verify == "required") o.verify = verify_mode::required;
   if (!server && f.insecure) o.verify = verify_mode::none;
   o.pinned_sha256 = f.pins;
+  o.ticket_key_file = f.ticket_keys;
+  o.ocsp_response_file = f.ocsp;
   if (!f.keylog.empty()) {
     // The secrets decrypt every captured session: a private file, never through a symlink.
     auto fd = open_private_append(f.keylog, "--keylog");
@@ -210,6 +221,8 @@ std::string in_flag_words(std::string s, bool server, phase at) {
       {"the stream's timeout: set_timeout", timeout},
       {"active::connect_timeout", "--connect-timeout"},
       {"ssl_options::pinned_sha256", "--pin"},
+      {"ssl_options::ticket_key_file", "--ticket-keys"},
+      {"ssl_options::ocsp_response_file", "--ocsp"},
   };
   for (auto [from, to] : words)
     for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos))
@@ -305,99 +318,6 @@ void add_allow_truncation(CLI::App& app, tls_flags& f) {
                "HTTP/1.0 servers); otherwise that is exit 5, the data may be truncated");
 }
 
-namespace {
-
-/// The peer's close_notify came: nothing more will be written to stdout, so close it now (a
-/// reader of our output sees its end without waiting for our stdin to end). /dev/null takes
-/// its place, so descriptor 1 is never reused by a socket or file opened later.
-void end_stdout() {
-  int null = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-  if (null < 0) {
-    ::close(1);
-    return;
-  }
-  ::dup2(null, 1);
-  ::close(null);
-}
-
-}  // namespace
-
-void relay_stdio(ssl_stream& s, const tls_flags& f) {
-  int stop[2];
-  if (::pipe(stop) != 0) throw std::system_error(errno, std::generic_category(), "pipe");
-  std::exception_ptr up_error;
-  std::atomic<bool> closed_ours{false};
-  // stdin -> peer, then close_notify at the end of stdin. It also watches `stop`, so it can be
-  // ended when the other direction fails while stdin is still open.
-  std::thread up([&] {
-    try {
-      std::vector<std::byte> buf(1 << 16);
-      for (;;) {
-        pollfd p[2] = {{0, POLLIN, 0}, {stop[0], POLLIN, 0}};
-        if (::poll(p, 2, -1) < 0) {
-          if (errno == EINTR) continue;
-          throw std::system_error(errno, std::generic_category(), "poll");
-        }
-        if (p[1].revents) return;
-        auto n = ::read(0, buf.data(), buf.size());
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) throw std::system_error(errno, std::generic_category(), "read standard input");
-        if (n == 0) break;
-        s.write_all(std::span(buf).first(static_cast<std::size_t>(n)));
-      }
-      // Set before our close_notify leaves, not after: a peer may answer it by closing before
-      // shutdown() returns, and the reader must already know that we said goodbye.
-      closed_ours = true;
-      s.shutdown(direction::output);
-    } catch (...) {
-      up_error = std::current_exception();
-    }
-  });
-  // peer -> stdout until the peer's close_notify. A failure here ends both directions; a clean
-  // end waits for stdin's end too, so neither direction cuts the other short.
-  std::exception_ptr down_error;
-  bool output_failed = false;
-  try {
-    std::vector<std::byte> buf(1 << 16);
-    while (auto n = s.read_some(buf)) {
-      output_failed = true;
-      write_stdout(std::span(buf).first(n));
-      output_failed = false;
-    }
-    end_stdout();
-  } catch (const tls_error& e) {
-    // Some peers (gnutls-cli among them) answer our close_notify by closing the connection
-    // without one of their own. That is indistinguishable from an attacker cutting the reply
-    // short, so it is an error unless the user said this peer closes that way.
-    bool after_ours = closed_ours && e.code() == make_error_code(errc::truncated);
-    if (after_ours && f.allow_truncation) {
-      if (!f.quiet)
-        std::cerr << "sslstream: note: the peer closed the connection after our close_notify "
-                     "without sending its own (accepted: --allow-truncation)\n";
-      end_stdout();
-    } else if (after_ours) {
-      down_error = std::make_exception_ptr(tls_error(
-          e.code(), e.identifier(),
-          "the peer closed the connection after our close_notify without sending its own: "
-          "the data it sent may be truncated (pass --allow-truncation if this peer always "
-          "closes this way)"));
-    } else {
-      down_error = std::current_exception();
-    }
-  } catch (...) {
-    down_error = std::current_exception();
-  }
-  if (down_error) {
-    char c = 0;
-    (void)!::write(stop[1], &c, 1);
-  }
-  up.join();
-  ::close(stop[0]);
-  ::close(stop[1]);
-  // Bytes the peer sent were lost: it must not see a clean end.
-  if (output_failed) abort_connection(s);
-  if (down_error) std::rethrow_exception(down_error);
-  if (up_error) std::rethrow_exception(up_error);
-}
+// relay_stdio: relay.cpp, on the relay that --forward, --exec and --accept use too.
 
 }  // namespace cli

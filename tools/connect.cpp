@@ -3,6 +3,7 @@
 
 #include "client.hpp"
 #include "starttls.hpp"
+#include "tunnel.hpp"
 
 namespace cli {
 
@@ -51,6 +52,8 @@ ssl_stream open(const connect_flags& f, phase& at, bool verify_optional, bool re
 namespace {
 
 int run_connect(const connect_flags& f) {
+  if (!f.accept.accept.empty())
+    return serve_tunnel(f.accept, f.host, f.port, seconds(f.connect_timeout), f.tls);
   phase at = phase::setup;
   return guarded("connect", at, &f.tls, [&] {
     auto tls = open(f, at, false);
@@ -69,6 +72,7 @@ void add_connect(CLI::App& app, command& chosen) {
       "connect", "connect with TLS and relay stdin to the server, the server to stdout");
   add_common(*sub, *f);
   add_allow_truncation(*sub, f->tls);
+  add_accept_flags(*sub, f->accept);
   sub->footer(
       "Examples:\n  printf 'GET / HTTP/1.0\\r\\nHost: example.com\\r\\n\\r\\n' | sslstream connect "
       "example.com 443\n"
@@ -78,7 +82,9 @@ void add_connect(CLI::App& app, command& chosen) {
       "  sslstream connect db.internal 5433 --cert client.pem --key client.key --ca-file ca.pem\n"
       "  printf 'GET / HTTP/1.0\\r\\n\\r\\n' | sslstream connect old.example 443 "
       "--allow-truncation\n"
-      "  sslstream connect mail.example.com 587 --starttls smtp");
+      "  sslstream connect mail.example.com 587 --starttls smtp\n"
+      "  sslstream connect mail.example 993 --accept 1143   # then: curl imap://127.0.0.1:1143/\n"
+      "  sslstream connect localhost 8443 --ca-file ca.pem --accept 127.0.0.1:0 --port-file p");
   sub->callback([f, &chosen] { chosen = {[f] { return run_connect(*f); }, &f->tls, false}; });
 }
 

@@ -2,416 +2,521 @@
 
 #include <malloc.h>
 #include <poll.h>
-#include <sys/epoll.h>
+#include <pthread.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
-#include <condition_variable>
-#include <cstdio>
-#include <deque>
-#include <iostream>
-#include <list>
+#include <csignal>
+#include <cstring>
+#include <future>
+#include <memory>
 #include <mutex>
+#include <optional>
+#include <sstream>
 #include <thread>
-#include <unordered_map>
+#include <unordered_set>
 
 namespace cli {
 
 using namespace sslstream;
 using clock_type = std::chrono::steady_clock;
+using std::chrono::milliseconds;
 
 namespace {
 
-struct connection {
-  ssl_stream s;
-  bool handshaken = false;
-  std::string peer;                                       // "host:port", for messages
-  std::chrono::steady_clock::time_point handshake_until;  // from accept; max(): no limit
+/// How long a write waits for the peer to take it when no --idle-timeout is set.
+constexpr milliseconds write_limit{30000};
+
+/// Thrown by the copy to stdout once standard output has failed.
+struct stdout_failed : std::runtime_error {
+  using std::runtime_error::runtime_error;
 };
 
-/// Threads made on demand and kept for reuse (a few idle ones at most), each serving one ready
-/// connection at a time. If no worker is idle, a new thread starts, up to max_workers: beyond
-/// that (or when the system refuses a thread) ready connections wait in a queue for the next
-/// free worker, so no peer decides how many threads there are. Every thread is joined, never
-/// detached: a thread's own state (OpenSSL's per-thread random generators among it) is freed
-/// only when it has fully ended, and a process must not exit before that.
-class worker_pool {
- public:
-  using handler = std::function<void(std::unique_ptr<connection>)>;
-  /// Enough for a burst of handshakes on 2 to 16 cores; a worker blocks at most a timeout.
-  static constexpr std::size_t max_workers = 64;
-  worker_pool(handler h, bool quiet) : handle_(std::move(h)), quiet_(quiet) {}
-  /// Queues `c` for a worker. Returns it back when nothing can serve it: no worker runs and
-  /// none could be started.
-  std::unique_ptr<connection> submit(std::unique_ptr<connection> c) {
-    std::vector<std::thread> retired;
-    std::unique_ptr<connection> unserved;
-    {
-      std::lock_guard lk(m_);
-      ready_.push_back(std::move(c));
-      if (ready_.size() <= idle_) {
-        work_.notify_one();
-      } else if (threads_.size() < max_workers && !start_worker() && threads_.empty()) {
-        unserved = std::move(ready_.back());
-        ready_.pop_back();
-      }
-      retired.swap(retired_);
-    }
-    for (auto& t : retired) t.join();
-    return unserved;
+/// One write per message: lines from connections on different threads never interleave.
+void say(const std::string& text) {
+  std::string line = "sslstream listen: " + text + "\n";
+  std::string_view rest = line;
+  while (!rest.empty()) {
+    auto w = ::write(2, rest.data(), rest.size());
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;
+    rest.remove_prefix(static_cast<std::size_t>(w));
   }
-  /// Ends the idle workers, waits for the busy ones to finish, and joins them all.
-  ~worker_pool() {
-    std::unique_lock lk(m_);
-    stopping_ = true;
-    work_.notify_all();
-    gone_.wait(lk, [&] { return threads_.empty(); });
-    for (auto& t : retired_) t.join();
+}
+
+std::string peer_of(ssl_stream& s) {
+  try {
+    return s.remote_host() + ':' + std::to_string(s.remote_port());
+  } catch (const std::exception&) {
+    return "(peer gone)";  // reset before we asked
+  }
+}
+
+std::string plural(std::uint64_t n, const char* one, const char* many) {
+  return std::to_string(n) + ' ' + (n == 1 ? one : many);
+}
+
+std::string secs(milliseconds ms) {
+  std::ostringstream out;
+  out << static_cast<double>(ms.count()) / 1000 << " s";
+  return out.str();
+}
+
+/// -v: the handshake of one connection, every line naming the peer (print_handshake's lines).
+std::string describe_handshake(ssl_stream& s, const std::string& peer) {
+  std::ostringstream out;
+  out << peer << ": " << s.protocol_version() << ' ' << s.cipher();
+  if (auto a = s.alpn_protocol(); !a.empty()) out << ", ALPN " << a;
+  if (s.session_reused()) out << ", resumed";
+  out << "\nsslstream listen: " << peer << ": ";
+  if (auto c = s.peer_certificate())
+    out << "peer " << c->subject() << " (issuer " << c->issuer()
+        << ", sha256:" << c->fingerprint_sha256() << ")";
+  else
+    out << "the peer sent no certificate";
+  auto v = s.verify_result();
+  out << "\nsslstream listen: " << peer << ": verify result " << v.code << " (" << v.text << ")";
+  return out.str();
+}
+
+/// What the handlers share with the thread that watches signals and limits.
+class keep_open_state {
+ public:
+  explicit keep_open_state(const keep_open_options& options) : o(options) {
+    wake_fd = ::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+  }
+  ~keep_open_state() { ::close(wake_fd); }
+  keep_open_state(const keep_open_state&) = delete;
+  keep_open_state& operator=(const keep_open_state&) = delete;
+
+  void wake() noexcept {
+    std::uint64_t one = 1;
+    (void)!::write(wake_fd, &one, sizeof one);
   }
 
- private:
-  static constexpr std::size_t max_idle = 8;
-  /// Starts one more worker (m_ held); false when the system refuses (threads, memory).
-  bool start_worker() {
+  /// A connection's handler starts: -v describes it; it can now be ended if stdout fails.
+  void started(ssl_stream& s, const std::string& peer) {
+    {
+      std::lock_guard lk(m_);
+      fds_.insert(s.native_handle());
+    }
+    if (o.tls->verbose) say(describe_handshake(s, peer));
+  }
+  void ended(ssl_stream& s, const std::string& peer) {
+    {
+      std::lock_guard lk(m_);
+      fds_.erase(s.native_handle());
+    }
+    if (o.tls->verbose) say(peer + ": closed");
+    // --max-connections: the count is checked at once, so that the engine, free to accept
+    // again now that one has ended, has little time to take one more than N.
+    if (o.max_connections > 0) wake();
+  }
+
+  /// A handler failed: says why (in the tool's words, naming the peer), unless -q. Standard
+  /// output failing ends every connection: this one now, the others from serve_keep_open.
+  void failed(ssl_stream& s, const std::string& peer, const std::exception_ptr& error,
+              bool count_timeouts) {
     try {
-      auto it = threads_.emplace(threads_.end());
-      try {
-        *it = std::thread([this, it] { loop(it); });  // it waits for m_ before using `it`
-      } catch (...) {
-        threads_.erase(it);  // an entry without a thread would never retire: never wait for it
-        throw;
+      std::rethrow_exception(error);
+    } catch (const stdout_failed& e) {
+      abort_connection(s);  // its bytes were lost: the client must not see a clean end
+      {
+        std::lock_guard lk(m_);
+        if (output_error_.empty()) output_error_ = e.what();
       }
-      return true;
+      output_failed = true;
+      wake();
+    } catch (const socket_error& e) {
+      if (e.identifier() == "timeout" && count_timeouts) ++handler_timeouts;
+      if (output_failed || o.tls->quiet) return;  // ended on purpose: said once already
+      if (e.identifier() != "timeout")
+        say(peer + ": " + explain("listen", phase::transfer, e).message);
+      else if (std::strstr(e.what(), "write_timeout"))
+        say(peer +
+            ": timed out waiting for the peer to take our data (the limit is --idle-timeout): "
+            "connection closed after " +
+            secs(o.idle_timeout.count() > 0 ? o.idle_timeout : write_limit));
+      else
+        say(peer + ": idle past --idle-timeout, timed out: connection closed");
     } catch (const std::exception& e) {
-      if (!quiet_ && !said_) {
-        said_ = true;
-        std::cerr << "sslstream listen: cannot start another worker thread (" << e.what()
-                  << "): " << threads_.size() << " serve, other connections wait\n";
-      }
-      return false;
+      if (!output_failed && !o.tls->quiet)
+        say(peer + ": " + explain("listen", phase::transfer, e).message);
+    } catch (...) {
+      if (!output_failed && !o.tls->quiet) say(peer + ": the handler failed");
     }
   }
-  void loop(std::list<std::thread>::iterator self) {
-    std::unique_lock lk(m_);
-    for (;;) {
-      while (ready_.empty()) {
-        if (stopping_ || idle_ >= max_idle) {
-          // Retire: the next submit() or the destructor joins this thread.
-          retired_.push_back(std::move(*self));
-          threads_.erase(self);
-          if (threads_.empty()) gone_.notify_all();
-          return;
-        }
-        ++idle_;
-        work_.wait(lk);
-        --idle_;
-      }
-      auto c = std::move(ready_.front());
-      ready_.pop_front();
-      lk.unlock();
-      handle_(std::move(c));
-      lk.lock();
+
+  /// Ends every connection in a handler with an error (a reset) after standard output failed:
+  /// their bytes can no longer be delivered. Only the descriptors are touched (shutdown is
+  /// safe beside the loop thread using the stream); each handler then fails and ends.
+  void abort_all() {
+    std::lock_guard lk(m_);
+    for (int fd : fds_) {
+      linger l{1, 0};
+      ::setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+      ::shutdown(fd, SHUT_RDWR);
     }
   }
-  handler handle_;
-  bool quiet_;
-  bool said_ = false;
-  std::mutex m_;
-  std::condition_variable work_, gone_;
-  std::deque<std::unique_ptr<connection>> ready_;
-  std::list<std::thread> threads_;    // running, idle or busy
-  std::vector<std::thread> retired_;  // ended or ending, to be joined
-  std::size_t idle_ = 0;
-  bool stopping_ = false;
-};
-
-class server {
- public:
-  server(const ssl_context& ctx, const keep_open_options& o) : ctx_(ctx), o_(o) {
-    ep_ = ::epoll_create1(EPOLL_CLOEXEC);
-    if (ep_ < 0) throw std::system_error(errno, std::generic_category(), "epoll_create1");
-    parker_ = std::thread([this] { park_loop(); });
-  }
-  ~server() {
-    {
-      std::lock_guard lk(m_);
-      stopping_ = true;
-    }
-    parker_.join();
-    parked_.clear();
-    ::close(ep_);
-  }
-
-  void accepted(socket_stream sock) {
-    auto c =
-        std::make_unique<connection>(connection{make_ssl_server_stream(std::move(sock), ctx_)});
-    c->peer = c->s.remote_host() + ':' + std::to_string(c->s.remote_port());
-    {
-      std::lock_guard lk(m_);
-      peak_ = std::max(peak_, ++live_);
-    }
-    c->handshake_until = limit_after(o_.handshake_timeout);
-    // The ClientHello has usually arrived with the connection: then straight to a worker,
-    // without a round through the epoll set.
-    if (readable_now(c->s.native_handle())) return dispatch(std::move(c));
-    auto until = c->handshake_until;
-    park(std::move(c), until);
-  }
-
-  static bool readable_now(int fd) {
-    pollfd p{fd, POLLIN, 0};
-    return ::poll(&p, 1, 0) == 1;
-  }
-
-  /// True once stdout failed: every connection is then ended with an error, and no new one
-  /// accepted.
-  bool output_failed() const { return output_failed_; }
-  /// The write error that made output_failed() true.
-  std::exception_ptr output_error() {
-    std::lock_guard lk(out_);
+  std::string output_error() {
+    std::lock_guard lk(m_);
     return output_error_;
   }
 
-  /// Waits until every connection has ended.
-  void drain() {
-    std::unique_lock lk(m_);
-    ended_.wait(lk, [&] { return live_ == 0; });
+  const keep_open_options& o;
+  int wake_fd = -1;
+  std::atomic<bool> output_failed{false};
+  /// Timeouts the engine counted in stats().timed_out that a coroutine handler saw (so the
+  /// rest were handshakes).
+  std::atomic<std::uint64_t> handler_timeouts{0};
+
+ private:
+  std::mutex m_;
+  std::unordered_set<int> fds_;
+  std::string output_error_;
+};
+
+/// Around every coroutine handler: start and end, and the error said with the peer's address.
+task<> serve_coroutine(keep_open_state& st, const server::coroutine_handler& inner,
+                       async_stream& s) {
+  auto peer = peer_of(s.stream());
+  st.started(s.stream(), peer);
+  // Ended also when the frame is destroyed unfinished (stop() after the drain).
+  struct end_guard {
+    keep_open_state& st;
+    ssl_stream& s;
+    const std::string& peer;
+    ~end_guard() { st.ended(s, peer); }
+  } guard{st, s.stream(), peer};
+  std::exception_ptr error;
+  try {
+    co_await inner(s);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  if (error) st.failed(s.stream(), peer, error, true);
+}
+
+/// Around every blocking handler, on its worker thread.
+void serve_blocking(keep_open_state& st, const server::blocking_handler& inner, ssl_stream& s) {
+  auto peer = peer_of(s);
+  st.started(s, peer);
+  try {
+    inner(s);
+  } catch (...) {
+    st.failed(s, peer, std::current_exception(), false);
+  }
+  st.ended(s, peer);
+}
+
+constexpr std::size_t chunk = 1 << 14;  // one TLS record
+
+bool readable_now(int fd) {
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) == 1;
+}
+
+/// The next bytes from `s`, in `buf`; 0 at the peer's close_notify. A buffer is held only while
+/// data flows: a connection gone quiet awaits its next byte alone, so an idle connection costs
+/// its TLS state and no I/O buffer.
+task<std::size_t> next_piece(async_stream& s, std::unique_ptr<std::byte[]>& buf) {
+  if (buf && (s.stream().input_pending() || readable_now(s.stream().native_handle())))
+    co_return co_await s.read_some(std::span(buf.get(), chunk));
+  buf.reset();
+  std::byte first{};
+  if (co_await s.read_some(std::span(&first, 1)) == 0) co_return 0;
+  buf = std::make_unique<std::byte[]>(chunk);
+  buf[0] = first;
+  std::size_t n = 1;  // the rest of the record it came in, already decrypted
+  if (s.stream().input_pending()) n += co_await s.read_some(std::span(buf.get() + 1, chunk - 1));
+  co_return n;
+}
+
+task<> echo_connection(async_stream& s) {
+  std::unique_ptr<std::byte[]> buf;
+  while (auto n = co_await next_piece(s, buf)) co_await s.write_all(std::span(buf.get(), n));
+  co_await s.close();
+}
+
+/// Standard output is shared: whole reads go out under one lock, and after a failure nothing
+/// more is written.
+struct stdout_sink {
+  std::mutex m;
+  bool failed = false;
+  std::string why;
+  void write(std::span<const std::byte> data) {
+    std::lock_guard lk(m);
+    if (failed) throw stdout_failed(why);
+    try {
+      write_stdout(data);
+    } catch (const std::system_error& e) {
+      failed = true;
+      why = e.what();
+      throw stdout_failed(why);
+    }
+  }
+};
+
+// A write to stdout blocks this connection's event loop until it is taken: standard output is
+// the user's, and a reader that stops reading stops the server (as it did with workers).
+task<> stdout_connection(async_stream& s, std::shared_ptr<stdout_sink> out) {
+  std::unique_ptr<std::byte[]> buf;
+  while (auto n = co_await next_piece(s, buf)) out->write(std::span(buf.get(), n));
+  // At the peer's close_notify: the stream's destructor answers with ours.
+}
+
+}  // namespace
+
+server::coroutine_handler echo_handler() {
+  return [](async_stream& s) { return echo_connection(s); };
+}
+
+server::coroutine_handler stdout_handler() {
+  auto out = std::make_shared<stdout_sink>();
+  return [out](async_stream& s) { return stdout_connection(s, out); };
+}
+
+namespace {
+
+/// SIGTERM, SIGINT and SIGHUP, read from a descriptor on the thread that serves: nothing runs
+/// in a signal handler. Blocked before the engine's threads start, so they inherit the mask
+/// and no signal is delivered to them.
+class signal_reader {
+ public:
+  signal_reader() {
+    sigemptyset(&set_);
+    for (int s : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&set_, s);
+    if (int e = ::pthread_sigmask(SIG_BLOCK, &set_, &old_))
+      throw std::system_error(e, std::generic_category(), "pthread_sigmask");
+    fd_ = ::signalfd(-1, &set_, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "signalfd");
+  }
+  ~signal_reader() { ::close(fd_); }
+  signal_reader(const signal_reader&) = delete;
+  signal_reader& operator=(const signal_reader&) = delete;
+  int fd() const noexcept { return fd_; }
+  /// The next pending signal, or 0.
+  int next() noexcept {
+    signalfd_siginfo si{};
+    if (::read(fd_, &si, sizeof si) != static_cast<ssize_t>(sizeof si)) return 0;
+    return static_cast<int>(si.ssi_signo);
   }
 
  private:
-  struct parked {
-    std::unique_ptr<connection> c;
-    clock_type::time_point until;  // max(): no limit
-  };
+  sigset_t set_{}, old_{};
+  int fd_ = -1;
+};
 
-  /// When a connection parked now is dropped: never for a timeout of 0.
-  static clock_type::time_point limit_after(std::chrono::milliseconds timeout) {
-    return timeout.count() > 0 ? clock_type::now() + timeout : clock_type::time_point::max();
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGTERM: return "SIGTERM";
+    case SIGINT: return "SIGINT";
+    case SIGHUP: return "SIGHUP";
+    default: return "a signal";
+  }
+}
+
+/// The engine's handshake failures and timeouts carry no peer: said as counts, as they happen;
+/// failed accepts (out of descriptors) once.
+class handshake_reporter {
+ public:
+  handshake_reporter(const server& srv, keep_open_state& st) : srv_(srv), st_(st) {}
+  void report() {
+    auto s = srv_.stats();
+    // Read after the engine's count: the handlers' timeouts never exceed it for long.
+    auto handled = st_.handler_timeouts.load();
+    std::uint64_t timeouts = s.timed_out > handled ? s.timed_out - handled : 0;
+    if (st_.o.tls->quiet) return;
+    if (timeouts > timeouts_) {
+      say(plural(timeouts - timeouts_, "TLS handshake", "TLS handshakes") +
+          " timed out (--handshake-timeout " + secs(st_.o.handshake_timeout) +
+          "): connection dropped");
+      timeouts_ = timeouts;
+    }
+    if (s.rejected > 0 && !said_rejected_) {  // once: it lasts until connections close
+      said_rejected_ = true;
+      say("cannot accept more connections (out of descriptors or memory): new connections wait "
+          "until some close");
+    }
+    if (s.handshake_failures > failures_) {
+      say(plural(s.handshake_failures - failures_, "TLS handshake", "TLS handshakes") +
+          " failed (a client that refused our certificate or sent none we accept, gave up, or "
+          "does not speak TLS): connection dropped");
+      failures_ = s.handshake_failures;
+    }
   }
 
-  void park(std::unique_ptr<connection> c, clock_type::time_point until) {
-    int fd = c->s.native_handle();
-    std::lock_guard lk(m_);
-    parked_[fd] = {std::move(c), until};
-    epoll_event ev{};
-    ev.events = EPOLLIN | EPOLLONESHOT;
-    ev.data.fd = fd;
-    if (::epoll_ctl(ep_, EPOLL_CTL_MOD, fd, &ev) != 0) ::epoll_ctl(ep_, EPOLL_CTL_ADD, fd, &ev);
-  }
+ private:
+  const server& srv_;
+  keep_open_state& st_;
+  std::uint64_t timeouts_ = 0, failures_ = 0;
+  bool said_rejected_ = false;
+};
 
-  /// Closes a connection (on the calling thread) and counts it out.
-  void end(std::unique_ptr<connection> c) {
-    ::epoll_ctl(ep_, EPOLL_CTL_DEL, c->s.native_handle(), nullptr);
-    // A healthy stream says close_notify; one never handshaken, or abandoned, says nothing.
-    c.reset();
-    std::lock_guard lk(m_);
-    if (--live_ == 0) {
-      // Idle again after a burst: the parker hands the memory the connections used back to the
-      // system once the burst's workers are gone too, so that a server between bursts is as
-      // small as it started. Not after every lone client: a trim walks every arena.
-      if (peak_ >= 64) trim_at_ = clock_type::now() + std::chrono::milliseconds(500);
+/// Idle again after a burst: hands the memory the connections used back to the system, half a
+/// second later, so that a server between bursts is as small as it started. Not after every
+/// lone client: a trim walks every arena.
+class memory_trim {
+ public:
+  void check(std::uint64_t active) {
+    auto now = clock_type::now();
+    peak_ = std::max(peak_, active);
+    if (active > 0) {
+      at_ = never;
+    } else if (peak_ >= 64) {
+      at_ = now + milliseconds(500);
       peak_ = 0;
-      ended_.notify_all();
+    } else if (now >= at_) {
+      ::malloc_trim(0);
+      at_ = never;
     }
   }
 
-  /// The parker: hands readable connections to workers, drops those past their limit.
-  void park_loop() {
-    std::vector<epoll_event> events(256);
-    for (;;) {
-      {
-        std::lock_guard lk(m_);
-        if (stopping_) return;
-      }
-      // A short wait bounds how late a timeout is noticed; parking needs no wake-up.
-      int n = ::epoll_wait(ep_, events.data(), static_cast<int>(events.size()), 100);
-      std::vector<std::unique_ptr<connection>> ready, expired, aborted;
-      {
-        std::lock_guard lk(m_);
-        for (int i = 0; i < n; ++i) {
-          auto it = parked_.find(events[static_cast<std::size_t>(i)].data.fd);
-          if (it == parked_.end()) continue;
-          ready.push_back(std::move(it->second.c));
-          parked_.erase(it);
-        }
-        auto now = clock_type::now();
-        if (trim_at_ <= now && live_ == 0) {
-          ::malloc_trim(0);
-          trim_at_ = clock_type::time_point::max();
-        }
-        if (now >= next_sweep_) {  // timeouts are in seconds: a sweep every 100 ms is enough
-          next_sweep_ = now + std::chrono::milliseconds(100);
-          bool failed = output_failed();
-          for (auto it = parked_.begin(); it != parked_.end();) {
-            if (failed) {
-              abort_connection(it->second.c->s);
-              aborted.push_back(std::move(it->second.c));
-              it = parked_.erase(it);
-            } else if (it->second.until <= now) {
-              expired.push_back(std::move(it->second.c));
-              it = parked_.erase(it);
-            } else {
-              ++it;
-            }
-          }
-        }
-      }
-      for (auto& c : expired) drop(std::move(c));
-      for (auto& c : aborted) end(std::move(c));
-      for (auto& c : ready) dispatch(std::move(c));
-    }
-  }
-
-  /// To a worker, or dropped when no thread at all can serve it.
-  void dispatch(std::unique_ptr<connection> c) {
-    if (auto unserved = pool_.submit(std::move(c))) {
-      if (!o_.tls->quiet)
-        std::cerr << "sslstream listen: " << unserved->peer
-                  << ": no thread could be started to serve it: connection dropped\n";
-      end(std::move(unserved));
-    }
-  }
-
-  void drop(std::unique_ptr<connection> c) {
-    if (!o_.tls->quiet) {
-      if (!c->handshaken)
-        std::cerr << "sslstream listen: " << c->peer
-                  << ": the TLS handshake timed out (--handshake-timeout): connection dropped\n";
-      else
-        std::cerr << "sslstream listen: " << c->peer
-                  << ": idle past --idle-timeout, timed out: connection closed\n";
-    }
-    end(std::move(c));
-  }
-
-  /// On a worker: handshake or serve what arrived, then park again or end.
-  void serve(std::unique_ptr<connection> c) {
-    phase at = c->handshaken ? phase::transfer : phase::handshake;
-    bool done = false;
-    try {
-      auto& s = c->s;
-      // Woken for bytes on the socket; right after the handshake, only for what it buffered.
-      bool must_read = c->handshaken;
-      if (!c->handshaken) {
-        // The handshake's limit runs from the accept, not from when a worker got to it: a
-        // connection that waited in the queue has less left, and one with none is dropped.
-        if (c->handshake_until != clock_type::time_point::max()) {
-          auto left =
-              std::chrono::ceil<std::chrono::milliseconds>(c->handshake_until - clock_type::now());
-          if (left.count() <= 0) return drop(std::move(c));
-          s.set_timeout(left);
-        }
-        s.do_handshake();
-        c->handshaken = true;
-        at = phase::transfer;
-        if (o_.tls->verbose) print_handshake(s, "listen");
-        // On a worker, a peer that stops reading our echo or stops inside a record must not
-        // hold it for ever: --idle-timeout, or io_limit when none is set.
-        s.set_timeout(o_.idle_timeout.count() > 0 ? o_.idle_timeout : io_limit);
-      }
-      // A buffer while serving, not per connection (nor per thread, which would outlive a
-      // burst and keep its memory from the trim).
-      constexpr std::size_t size = 1 << 16;
-      std::unique_ptr<std::byte[]> mem(new std::byte[size]);
-      std::span buf(mem.get(), size);
-      // Serve while bytes are there, buffered or on the socket (asked without waiting): a
-      // connection in the middle of a conversation stays on its worker, and only one that has
-      // gone quiet is parked.
-      while (!done && (must_read || s.input_pending() || readable_now(s.native_handle()))) {
-        must_read = false;
-        auto n = s.read_some(buf);
-        if (n == 0) {  // the peer's close_notify
-          if (o_.echo) s.close();
-          done = true;
-        } else if (o_.echo) {
-          s.write_all(buf.first(n));
-        } else if (!to_stdout(buf.first(n))) {
-          abort_connection(s);  // its bytes were lost: the client must not see a clean end
-          done = true;
-        }
-      }
-    } catch (const std::exception& e) {
-      if (!o_.tls->quiet) report("listen", at, e, o_.tls);
-      done = true;
-    }
-    if (!done && output_failed()) {
-      abort_connection(c->s);
-      done = true;
-    }
-    if (done) return end(std::move(c));
-    park(std::move(c), limit_after(o_.idle_timeout));
-  }
-
-  /// Copies a connection's bytes to stdout, whole reads at a time so that connections do not
-  /// interleave. False once stdout has failed (now or before): then nothing more is written.
-  bool to_stdout(std::span<const std::byte> data) {
-    std::lock_guard lk(out_);
-    if (output_error_) return false;
-    try {
-      write_stdout(data);
-      return true;
-    } catch (const std::system_error&) {
-      output_error_ = std::current_exception();
-      output_failed_ = true;
-      return false;
-    }
-  }
-
-  const ssl_context& ctx_;
-  const keep_open_options& o_;
-  std::mutex out_;
-  std::exception_ptr output_error_;  // the first failed write to stdout
-  std::atomic<bool> output_failed_{false};
-  int ep_ = -1;
-  std::mutex m_;
-  std::condition_variable ended_;
-  std::unordered_map<int, parked> parked_;
-  std::size_t live_ = 0, peak_ = 0;  // connections now, and most at once since idle
-  bool stopping_ = false;
-  clock_type::time_point next_sweep_{};
-  clock_type::time_point trim_at_ = clock_type::time_point::max();
-  static constexpr std::chrono::milliseconds io_limit{30000};
-  worker_pool pool_{[this](std::unique_ptr<connection> c) { serve(std::move(c)); }, o_.tls->quiet};
-  std::thread parker_;
+ private:
+  std::uint64_t peak_ = 0;
+  static constexpr clock_type::time_point never = clock_type::time_point::max();
+  clock_type::time_point at_ = never;
 };
 
 }  // namespace
 
-void serve_keep_open(passive_socket& listener, const ssl_context& ctx, const keep_open_options& o,
-                     const std::function<void()>& ready) {
+int serve_keep_open(passive_socket listener, ssl_context ctx, const keep_open_options& o,
+                    keep_open_handler handler, const std::function<void()>& ready) {
   raise_descriptor_limit();
-  server srv(ctx, o);
+  signal_reader signals;
+  keep_open_state st(o);
+
+  server_options so;
+  if (o.max_connections > 0 && o.max_connections < so.max_connections)
+    so.max_connections = o.max_connections;  // never more at once than will be served at all
+  so.max_workers = o.max_workers;
+  so.handshake_timeout = o.handshake_timeout;
+  so.idle_timeout = o.idle_timeout;
+  // A peer that stops reading holds its connection --idle-timeout, or 30 s without one.
+  so.write_timeout = o.idle_timeout.count() > 0 ? o.idle_timeout : write_limit;
+
+  std::optional<server> srv;
+  if (auto* b = std::get_if<server::blocking_handler>(&handler))
+    srv.emplace(std::move(listener), std::move(ctx),
+                server::blocking_handler(
+                    [&st, inner = std::move(*b)](ssl_stream& s) { serve_blocking(st, inner, s); }),
+                so);
+  else
+    srv.emplace(std::move(listener), std::move(ctx),
+                server::coroutine_handler(
+                    [&st, inner = std::move(std::get<server::coroutine_handler>(handler))](
+                        async_stream& s) { return serve_coroutine(st, inner, s); }),
+                so);
+  srv->start();
   ready();
-  // Accepts wake up now and then to see whether stdout has failed.
-  for (unsigned served = 0;
-       (o.max_connections == 0 || served < o.max_connections) && !srv.output_failed();) {
+
+  // Stopping takes server::stop(drain), the only way to stop accepting, which waits: it runs
+  // on its own thread, so that signals are still read meanwhile (a second one, the drain's end).
+  std::thread stopper;
+  std::atomic<bool> stopped{false};
+  auto stop_accepting = [&](milliseconds limit) {
+    if (stopper.joinable() || stopped) return;
     try {
-      auto sock = listener.accept_connection(std::chrono::milliseconds(200));
-      if (!sock) continue;
-      srv.accepted(std::move(*sock));
-      ++served;
-    } catch (const socket_error& e) {
-      // Out of descriptors or memory: pause and retry, so that a flood of clients slows the
-      // server down instead of ending it.
-      int err = e.code().value();
-      if (err != EMFILE && err != ENFILE && err != ENOBUFS && err != ENOMEM) throw;
-      static std::atomic<bool> said{false};
-      if (!o.tls->quiet && !said.exchange(true))
-        std::cerr << "sslstream listen: " << e.what()
-                  << " (out of descriptors or memory: new connections wait until some close)\n";
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      std::promise<void> running;
+      auto started = running.get_future();
+      stopper = std::thread([&, running = std::move(running)]() mutable {
+        running.set_value();
+        srv->stop(std::chrono::hours(24 * 365));  // until every connection has ended
+        stopped = true;
+        st.wake();
+      });
+      // Once we say "no longer accepting", a client connecting must find it so.
+      started.wait();
+    } catch (const std::system_error&) {
+      // No thread to spare (a thread or address-space limit): stop on this thread, within the
+      // limit this stop has. Signals wait meanwhile; failing to start a thread never ends us.
+      srv->stop(limit);
+      stopped = true;
+    }
+  };
+  std::optional<clock_type::time_point> deadline;  // connections left are closed then
+  bool closed_early = false;
+  std::string reason;
+  handshake_reporter handshakes(*srv, st);
+  memory_trim trim;
+  auto active = [&] { return srv->stats().active; };
+
+  while (!stopped) {
+    int wait = 100;  // handshake reports, --max-connections; timeouts are seconds
+    if (deadline)
+      wait = static_cast<int>(std::clamp<long long>(
+          std::chrono::ceil<milliseconds>(*deadline - clock_type::now()).count(), 0, 100));
+    pollfd p[2] = {{signals.fd(), POLLIN, 0}, {st.wake_fd, POLLIN, 0}};
+    ::poll(p, 2, wait);
+    std::uint64_t drained;
+    (void)!::read(st.wake_fd, &drained, sizeof drained);
+
+    while (int sig = signals.next()) {
+      if (sig == SIGHUP) {
+        if (!o.reload) {
+          say("SIGHUP: nothing to reload");
+          continue;
+        }
+        try {
+          srv->reload(o.reload());
+          if (!o.tls->quiet)
+            say("SIGHUP: certificate, key and CA files read again: new connections use them, "
+                "open ones keep theirs");
+        } catch (const std::exception& e) {
+          say("SIGHUP: " + explain("listen", phase::setup, e).message +
+              " (kept the previous certificate, key and CA files: nothing changed)");
+        }
+      } else if (!deadline) {
+        reason = signal_name(sig);
+        deadline = clock_type::now() + o.drain;
+        stop_accepting(o.drain);
+        if (!o.tls->quiet)
+          say(reason + ": no longer accepting; " + plural(active(), "connection", "connections") +
+              " may finish within --drain " + secs(o.drain));
+      } else if (!closed_early) {
+        if (!o.tls->quiet)
+          say(std::string(signal_name(sig)) + " again: closing every connection now");
+        deadline = clock_type::now();
+      }
+    }
+
+    if (st.output_failed && !closed_early) {
+      reason = "standard output failed";
+      st.abort_all();
+      stop_accepting(milliseconds(0));
+      deadline = clock_type::now();
+    }
+    // The engine accepts by itself: a connection beyond N can slip in between the N-th accept
+    // and this check only after one of the N has ended (it never holds more than N at once),
+    // within one turn of this loop. It is then served like the others.
+    if (o.max_connections > 0 && reason.empty() && srv->stats().accepted >= o.max_connections) {
+      reason = "--max-connections " + std::to_string(o.max_connections) + " reached";
+      stop_accepting(std::chrono::hours(24 * 365));
+    }
+    handshakes.report();
+    trim.check(active());
+    if (deadline && clock_type::now() >= *deadline && !closed_early) {
+      closed_early = true;
+      auto left = active();
+      srv->stop();  // closes what is left; the stopper's wait then ends
+      if (left > 0 && !o.tls->quiet && !st.output_failed)
+        say("--drain " + secs(o.drain) + " over: closed " +
+            plural(left, "connection", "connections") + " still open");
     }
   }
-  if (srv.output_failed()) listener.close();  // waiting clients are refused, not left hanging
-  srv.drain();
-  if (auto e = srv.output_error()) {
-    try {
-      std::rethrow_exception(e);
-    } catch (const std::system_error& err) {
-      throw std::runtime_error(std::string(err.what()) +
-                               ": every connection was ended with an error");
-    }
-  }
+  if (stopper.joinable()) stopper.join();
+  handshakes.report();
+  srv.reset();  // the listener closes: clients still waiting in its backlog are refused
+
+  if (st.output_failed)
+    throw std::runtime_error(st.output_error() + ": every connection was ended with an error");
+  if (!o.tls->quiet) say("exiting: " + reason + (closed_early ? "" : ", every connection ended"));
+  return ok;
 }
 
 }  // namespace cli

@@ -20,7 +20,9 @@
 //     certificate's dates are not checked: an expired certificate still serves, as the
 //     tutorial says.
 //   - Every handshake is bounded by handshake_timeout (30 s).
-//   - max_depth 100 (OpenSSL's), prefer_server_cipher_order true, session tickets on.
+//   - max_depth 100 (OpenSSL's), prefer_server_cipher_order true, session tickets on: a server
+//     sends one TLS 1.3 ticket per handshake, keeps no session cache, and encrypts tickets with
+//     a random key replaced every ticket_lifetime (2 h), or with ticket_key_file's keys.
 //
 // Errors: building a context throws config_error naming the file or option at fault, so no
 // connection is ever attempted with a half-made context.
@@ -149,6 +151,32 @@ struct ssl_options {
   /// must still pass this client's checks. A context offers a TLS 1.3 one once; offering the
   /// same text to several contexts is the caller's choice (RFC 8446 §C.4 advises against it).
   std::string session;
+  /// Server: a file of session ticket keys, shared by every server that should resume the
+  /// others' sessions (a fleet behind one name). It holds one or more 80-byte keys, newest
+  /// first, each a 16-byte name, a 32-byte HMAC-SHA256 key and a 32-byte AES-256-CBC key
+  /// (nginx's ssl_session_ticket_key format): make one with `openssl rand 80 > ticket.key`
+  /// (mode 0600: anyone with it can decrypt recorded TLS 1.2 sessions and forge resumptions).
+  /// It is read when the context is built: the first key encrypts new tickets, every key
+  /// decrypts, and a ticket of an older key is replaced by one of the newest. To rotate, put a
+  /// new key in front, rebuild the contexts of every server (reload), and later drop the last
+  /// key: tickets of a key no longer in the file get a full handshake, not an error. A file
+  /// that is unreadable, empty or not a whole number of keys is a config_error.
+  /// Empty: each context makes its own random key, replaced every `ticket_lifetime`, the
+  /// previous one still accepted (only this context resumes its sessions).
+  std::string ticket_key_file;
+  /// Server: how long a session can be resumed, sent to clients as the lifetime hint of each
+  /// ticket (OpenSSL's session timeout), from 1 s to 7 days (RFC 8446 §4.6.1). Without a
+  /// ticket_key_file, also how often the context's random ticket key is replaced; a ticket
+  /// stays usable for its whole lifetime, since the previous key still decrypts.
+  std::chrono::seconds ticket_lifetime{7200};
+  /// Server: a DER OCSP response for `certificate` (RFC 6960), stapled to the handshake of
+  /// each client that asks for the certificate's status (status_request, as `openssl s_client
+  /// -status` or a browser sends), and to no other. Read when the context is built, so a
+  /// reload (a new context) staples the file's new contents: fetch a fresh response before
+  /// the old one's nextUpdate (e.g. `openssl ocsp -issuer ca.pem -cert server.pem -url URL
+  /// -respout response.der`) and reload. A file that is unreadable, not a DER OCSP response,
+  /// not successful, about another certificate, not "good" or out of date is a config_error.
+  std::string ocsp_response_file;
   /// Client: ask the server to staple its OCSP response (the status_request extension);
   /// ssl_stream::ocsp_status() then reports it. Off by default: the response costs the server
   /// bytes in every handshake.
