@@ -208,6 +208,14 @@ TEST(CliInfo, StapledOcspGoodRevokedAndNone) {
       EXPECT_TRUE(says(words, std::string("ocsp: ") + expected + "\n")) << words.output;
     }
   }
+  // Our own listen --ocsp staples too.
+  process listen(cmd({"listen", "--cert", cert("server-ec.pem"), "--key", cert("server-ec.key"),
+                      "--ocsp", ocsp_response(dir, "server-ec.pem", 'V'), "--echo"}));
+  auto port = std::to_string(listening(listen));
+  auto ours = parsed(stdout_of({"info", "localhost", port, "--ca-file", ca(), "--json"}));
+  EXPECT_EQ(ours["ocsp"], "good");
+  EXPECT_EQ(listen.wait(), 0) << listen.output();
+
   s_server none({"-cert", cert("server-ec.pem"), "-key", cert("server-ec.key")});
   auto words = run(cmd({"info", "localhost", none.port, "--ca-file", ca()}));
   EXPECT_EQ(words.status, 0) << words.output;
