@@ -8,7 +8,7 @@ $sudo apt-get update -qq
 $sudo apt-get install -y -qq --no-install-recommends \
   build-essential cmake pkg-config git ca-certificates \
   libssl-dev openssl \
-  libcli11-dev libgtest-dev libgmock-dev googletest libbenchmark-dev \
+  libcli11-dev nlohmann-json3-dev libgtest-dev libgmock-dev googletest libbenchmark-dev \
   gnutls-bin curl socat python3 clang-format \
   clang-14 libclang-rt-14-dev valgrind sslscan nginx-light libnss-wrapper doxygen \
   go-md2man dpkg-dev man-db > /dev/null

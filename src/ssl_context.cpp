@@ -531,6 +531,7 @@ ssl_context make_context(const ssl_options& o, bool server) {
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE);
     SSL_CTX_sess_set_new_cb(ctx, new_session_cb);
     SSL_CTX_set_cert_cb(ctx, detail::tls_impl::cert_requested_cb, nullptr);
+    if (o.request_ocsp) SSL_CTX_set_tlsext_status_type(ctx, TLSEXT_STATUSTYPE_ocsp);
     if (!o.session.empty()) {
       detail::bio_ptr b(BIO_new_mem_buf(o.session.data(), static_cast<int>(o.session.size())));
       st->imported_session.reset(PEM_read_bio_SSL_SESSION(b.get(), nullptr, nullptr, nullptr));

@@ -1,5 +1,7 @@
 // ssl_stream: the std::iostream face of the TLS engine, its factories and its accessors.
+#include <arpa/inet.h>
 #include <openssl/pem.h>
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <ostream>
@@ -150,6 +152,57 @@ std::string ssl_stream::server_name() {
   });
 }
 
+std::string ssl_stream::key_exchange_group() {
+  do_handshake();
+  return impl_->locked([](SSL* s) {
+    int nid = static_cast<int>(SSL_get_negotiated_group(s));
+    const char* name = nid > 0 ? SSL_group_to_name(s, nid) : nullptr;
+    ERR_clear_error();
+    return std::string(name ? name : "");
+  });
+}
+
+bool ssl_stream::client_certificate_requested() {
+  do_handshake();
+  // Set by the certificate callback, which OpenSSL runs only after a CertificateRequest.
+  return !impl_->server && impl_->cert_requested;
+}
+
+std::string ssl_stream::ocsp_status() {
+  do_handshake();
+  return impl_->locked([](SSL* s) -> std::string {
+    const unsigned char* der = nullptr;
+    long n = SSL_get_tlsext_status_ocsp_resp(s, &der);
+    X509* leaf = SSL_get0_peer_certificate(s);
+    if (!der || n <= 0 || !leaf) return "none";
+    detail::ocsp_response_ptr resp(d2i_OCSP_RESPONSE(nullptr, &der, n));
+    detail::ocsp_basic_ptr basic;
+    if (resp && OCSP_response_status(resp.get()) == OCSP_RESPONSE_STATUS_SUCCESSFUL)
+      basic.reset(OCSP_response_get1_basic(resp.get()));
+    std::string status = "invalid";
+    // The entry for our certificate, by serial number: a CertID's hashes depend on the
+    // algorithm the responder chose, the serial does not (and the chain's issuer is optional).
+    for (int i = 0; basic && i < OCSP_resp_count(basic.get()); ++i) {
+      OCSP_SINGLERESP* single = OCSP_resp_get0(basic.get(), i);
+      ASN1_INTEGER* serial = nullptr;
+      OCSP_id_get0_info(nullptr, nullptr, nullptr, &serial,
+                        const_cast<OCSP_CERTID*>(OCSP_SINGLERESP_get0_id(single)));
+      if (!serial || ASN1_INTEGER_cmp(serial, X509_get0_serialNumber(leaf)) != 0) continue;
+      int reason = 0;
+      ASN1_GENERALIZEDTIME *revoked = nullptr, *this_update = nullptr, *next_update = nullptr;
+      int st = OCSP_single_get0_status(single, &reason, &revoked, &this_update, &next_update);
+      // Five minutes of clock skew, as `openssl ocsp` allows; no limit on the response's age.
+      if (!OCSP_check_validity(this_update, next_update, 300, -1)) break;
+      status = st == V_OCSP_CERTSTATUS_GOOD      ? "good"
+               : st == V_OCSP_CERTSTATUS_REVOKED ? "revoked"
+                                                 : "unknown";
+      break;
+    }
+    ERR_clear_error();
+    return status;
+  });
+}
+
 void ssl_stream::shutdown(direction d) {
   auto& t = checked(impl_);
   if (!t.parts.fd) throw std::logic_error("sslstream: shutdown on a closed ssl_stream");
@@ -223,6 +276,69 @@ std::string ssl_stream::remote_host() const { return checked(impl_).parts.remote
 std::uint16_t ssl_stream::remote_port() const { return checked(impl_).parts.remote.port(); }
 int ssl_stream::native_handle() const noexcept { return is_open() ? impl_->parts.fd.get() : -1; }
 void* ssl_stream::native_ssl() const noexcept { return impl_ ? impl_->ssl.get() : nullptr; }
+
+namespace {
+
+/// Notes the version in the server's hello (TLS 1.0-1.2 name it there) during a legacy probe.
+void note_server_hello(int write_p, int, int content_type, const void* buf, std::size_t len, SSL*,
+                       void* version) {
+  const auto* p = static_cast<const unsigned char*>(buf);
+  if (!write_p && content_type == SSL3_RT_HANDSHAKE && len >= 6 && p[0] == SSL3_MT_SERVER_HELLO)
+    *static_cast<int*>(version) = (p[4] << 8) | p[5];
+}
+
+}  // namespace
+
+std::string probe_legacy_version(socket_stream&& socket, const std::string& server_name,
+                                 std::chrono::milliseconds timeout) {
+  auto& si = socket.impl_for_handover();
+  si.buf.flush_output();
+  detail::connection_parts parts = std::move(si.parts);
+  detail::socket_bio_state bio;
+  bio.fd = parts.fd.get();
+  bio.preread = si.buf.take_input();
+  // A context of its own, never shared: the only place TLS 1.0/1.1 and security level 0 exist.
+  detail::ssl_ctx_ptr ctx(SSL_CTX_new(TLS_client_method()));
+  if (!ctx || SSL_CTX_set_min_proto_version(ctx.get(), TLS1_VERSION) != 1 ||
+      SSL_CTX_set_max_proto_version(ctx.get(), TLS1_1_VERSION) != 1 ||
+      SSL_CTX_set_cipher_list(ctx.get(), "ALL:@SECLEVEL=0") != 1) {
+    ERR_clear_error();
+    return "";
+  }
+  SSL_CTX_set_security_level(ctx.get(), 0);
+  SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+  int version = 0;
+  detail::ssl_ptr ssl(SSL_new(ctx.get()));
+  BIO* b = ssl ? detail::new_socket_bio(&bio) : nullptr;
+  if (!b) {
+    ERR_clear_error();
+    return "";
+  }
+  SSL_set_bio(ssl.get(), b, b);
+  SSL_set_msg_callback(ssl.get(), note_server_hello);
+  SSL_set_msg_callback_arg(ssl.get(), &version);
+  SSL_set_connect_state(ssl.get());
+  unsigned char addr[16];
+  bool is_address = inet_pton(AF_INET, server_name.c_str(), addr) == 1 ||
+                    inet_pton(AF_INET6, server_name.c_str(), addr) == 1;
+  if (!server_name.empty() && !is_address)  // SNI carries host names only (RFC 6066 §3)
+    SSL_set_tlsext_host_name(ssl.get(), server_name.c_str());
+  auto until = detail::deadline_after(timeout);
+  // Handshake only until the server's hello has been read: nothing of ours follows it.
+  while (version == 0) {
+    int r = SSL_do_handshake(ssl.get());
+    if (r == 1) break;
+    int err = SSL_get_error(ssl.get(), r);
+    short events = err == SSL_ERROR_WANT_READ ? POLLIN : err == SSL_ERROR_WANT_WRITE ? POLLOUT : 0;
+    if (events == 0 || detail::poll_until(bio.fd, events, until) == 0) break;
+  }
+  ERR_clear_error();
+  ssl.reset();
+  detail::close_gracefully(parts.fd);
+  if (version == TLS1_VERSION) return "TLSv1";
+  if (version == TLS1_1_VERSION) return "TLSv1.1";
+  return "";
+}
 
 std::ostream& operator<<(std::ostream& os, const ssl_stream& s) {
   if (!s.impl_) return os << "#<ssl stream (moved from)>";

@@ -167,6 +167,51 @@ std::string x509_certificate::fingerprint_sha256() const {
   return hex(md, n, false);
 }
 
+std::string x509_certificate::fingerprint_sha1() const {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int n = 0;
+  X509_digest(raw(cert_), EVP_sha1(), md, &n);
+  return hex(md, n, false);
+}
+
+std::string x509_certificate::key_type() const {
+  // get0: the key stays owned by the certificate.
+  EVP_PKEY* k = X509_get0_pubkey(raw(cert_));
+  const char* name = k ? EVP_PKEY_get0_type_name(k) : nullptr;
+  ERR_clear_error();
+  return name ? name : "";
+}
+
+int x509_certificate::key_bits() const {
+  EVP_PKEY* k = X509_get0_pubkey(raw(cert_));
+  ERR_clear_error();
+  return k ? EVP_PKEY_get_bits(k) : 0;
+}
+
+std::string x509_certificate::key_group() const {
+  EVP_PKEY* k = X509_get0_pubkey(raw(cert_));
+  char name[80] = "";
+  std::size_t len = 0;
+  // Only EC keys have a named group worth showing (DH/FFC groups never sign certificates).
+  if (!k || !EVP_PKEY_is_a(k, "EC") || EVP_PKEY_get_group_name(k, name, sizeof name, &len) != 1)
+    name[0] = '\0';
+  ERR_clear_error();
+  return name;
+}
+
+std::string x509_certificate::signature_algorithm() const {
+  int nid = X509_get_signature_nid(raw(cert_));
+  if (nid != NID_undef) return OBJ_nid2ln(nid);
+  // An algorithm OpenSSL has no name for: its OID in dotted form.
+  const X509_ALGOR* alg = nullptr;
+  X509_get0_signature(nullptr, &alg, raw(cert_));
+  const ASN1_OBJECT* oid = nullptr;
+  X509_ALGOR_get0(&oid, nullptr, nullptr, alg);
+  char text[80] = "";
+  if (oid) OBJ_obj2txt(text, sizeof text, oid, 1);
+  return text;
+}
+
 int x509_certificate::version() const { return static_cast<int>(X509_get_version(raw(cert_))) + 1; }
 
 std::string x509_certificate::to_pem() const {

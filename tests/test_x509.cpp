@@ -141,3 +141,60 @@ TEST(X509, SelfSignedRejectsWhatNoCertificateShouldSay) {
     EXPECT_NE(std::string(e.what()).find(r.message), std::string::npos) << e.what();
   }
 }
+
+TEST(X509, KeyAndSignatureAccessorsMatchOpenssl) {
+  auto rsa = x509_certificate::load_pem_file(cert("server-rsa.pem"));
+  EXPECT_EQ(rsa.key_type(), "RSA");
+  EXPECT_EQ(rsa.key_bits(), 2048);
+  EXPECT_EQ(rsa.key_group(), "");
+  EXPECT_EQ(rsa.signature_algorithm(), "sha256WithRSAEncryption");  // signed by the RSA CA
+  auto ec = x509_certificate::load_pem_file(cert("server-ec.pem"));
+  EXPECT_EQ(ec.key_type(), "EC");
+  EXPECT_EQ(ec.key_bits(), 256);
+  EXPECT_EQ(ec.key_group(), "prime256v1");
+  // A self-signed ECDSA certificate is signed with its own key.
+  auto self = x509_certificate::from_pem(make_self_signed_certificate({}));
+  EXPECT_EQ(self.signature_algorithm(), "ecdsa-with-SHA256");
+  EXPECT_EQ(self.key_type(), "EC");
+
+  // SHA-1 and the algorithm names as `openssl x509` prints them.
+  testing_support::process p({"openssl", "x509", "-in", cert("server-ec.pem"), "-noout",
+                              "-fingerprint", "-sha1", "-text"});
+  ASSERT_EQ(p.wait(), 0);
+  p.drain();
+  std::string out = p.output();
+  std::string fp;
+  for (char ch : out.substr(out.find('=') + 1, 59))
+    if (ch != ':') fp += static_cast<char>(std::tolower(ch));
+  EXPECT_EQ(fp, ec.fingerprint_sha1());
+  EXPECT_NE(out.find("Signature Algorithm: " + ec.signature_algorithm()), std::string::npos);
+  EXPECT_NE(out.find("Public-Key: (256 bit)"), std::string::npos);
+  EXPECT_NE(out.find("ASN1 OID: " + ec.key_group()), std::string::npos) << out;
+}
+
+TEST(SslStreamAccessors, GroupClientCertificateRequestAndOcspWithoutStaple) {
+  for (auto ask : {verify_mode::none, verify_mode::optional}) {
+    auto so = tls_server_options("ec");
+    so.verify = ask;
+    so.ca_file = cert("ca.pem");
+    auto co = client_options();
+    co.request_ocsp = true;
+    auto [server, client] = make_tls_pair(so, co);
+    auto o = handshake_both(server, client);
+    ASSERT_FALSE(o.client || o.server);
+    EXPECT_EQ(client.client_certificate_requested(), ask == verify_mode::optional);
+    EXPECT_FALSE(server.client_certificate_requested());  // a server is never asked
+    EXPECT_EQ(client.key_exchange_group(), "x25519");
+    EXPECT_EQ(server.key_exchange_group(), "x25519");
+    EXPECT_EQ(client.ocsp_status(), "none");  // asked, but this server staples nothing
+    EXPECT_EQ(server.ocsp_status(), "none");
+  }
+  // A group chosen by the client's list, in TLS 1.2 as in 1.3.
+  for (auto v : {tls_version::tls1_2, tls_version::tls1_3}) {
+    auto co = client_options();
+    co.max_version = v;
+    auto [server, client] = make_tls_pair(tls_server_options(), co);
+    ASSERT_FALSE(handshake_both(server, client).client);
+    EXPECT_EQ(client.key_exchange_group(), "x25519");
+  }
+}

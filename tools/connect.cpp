@@ -1,26 +1,13 @@
 // sslstream connect: a TLS client relaying stdin to the server and the server to stdout.
-// sslstream info: handshake, then describe the connection and the server's chain.
-#include <ctime>
 #include <iostream>
 
-#include "cli.hpp"
+#include "client.hpp"
 #include "starttls.hpp"
 #include "tunnel.hpp"
 
 namespace cli {
 
 using namespace sslstream;
-
-namespace {
-
-struct connect_flags {
-  std::string host;
-  std::uint16_t port = 0;
-  double connect_timeout = 30;
-  std::string starttls;  ///< --starttls: the protocol whose plaintext exchange comes first
-  accept_flags accept;   // --accept: a tunnel for local connections instead of stdin/stdout
-  tls_flags tls;
-};
 
 void add_common(CLI::App& sub, connect_flags& f) {
   sub.add_option("HOST", f.host, "server name or address")
@@ -38,11 +25,7 @@ void add_common(CLI::App& sub, connect_flags& f) {
   add_tls_flags(sub, f.tls, false);
 }
 
-/// Connects and handshakes; `at` follows the phases for the exit status.
-ssl_stream open(const connect_flags& f, phase& at, bool verify_optional) {
-  auto o = to_options(f.tls, false);
-  if (verify_optional && !o.verify) o.verify = verify_mode::optional;
-  auto ctx = make_ssl_client_context(o);
+socket_stream dial(const connect_flags& f, phase& at) {
   at = phase::connect;
   auto sock = make_socket(active{
       .remote_host = f.host, .remote_port = f.port, .connect_timeout = seconds(f.connect_timeout)});
@@ -50,6 +33,15 @@ ssl_stream open(const connect_flags& f, phase& at, bool verify_optional) {
   if (!f.starttls.empty())
     starttls(sock, f.starttls, f.tls.server_name.empty() ? f.host : f.tls.server_name,
              seconds(f.connect_timeout));
+  return sock;
+}
+
+ssl_stream open(const connect_flags& f, phase& at, bool verify_optional, bool request_ocsp) {
+  auto o = to_options(f.tls, false);
+  if (verify_optional && !o.verify) o.verify = verify_mode::optional;
+  o.request_ocsp = request_ocsp;
+  auto ctx = make_ssl_client_context(o);
+  auto sock = dial(f, at);
   auto tls = make_ssl_client_stream(std::move(sock), ctx);
   tls.set_timeout(seconds(f.connect_timeout));
   tls.do_handshake();  // a --pin is checked inside: a wrong server gets nothing from us
@@ -57,14 +49,7 @@ ssl_stream open(const connect_flags& f, phase& at, bool verify_optional) {
   return tls;
 }
 
-std::string when(std::chrono::system_clock::time_point t) {
-  std::time_t tt = std::chrono::system_clock::to_time_t(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
-}
+namespace {
 
 int run_connect(const connect_flags& f) {
   if (!f.accept.accept.empty())
@@ -76,47 +61,6 @@ int run_connect(const connect_flags& f) {
     at = phase::transfer;
     relay_stdio(tls, f.tls);
     return ok;
-  });
-}
-
-int run_info(const connect_flags& f) {
-  phase at = phase::setup;
-  return guarded("info", at, &f.tls, [&] {
-    // Verify, but finish the handshake either way so the verdict can be shown.
-    auto tls = open(f, at, true);
-    std::cout << "protocol: " << tls.protocol_version() << '\n'
-              << "cipher: " << tls.cipher() << '\n'
-              << "alpn: " << (tls.alpn_protocol().empty() ? "(none)" : tls.alpn_protocol()) << '\n'
-              << "session resumed: " << (tls.session_reused() ? "yes" : "no") << '\n';
-    auto chain = tls.peer_chain();
-    for (std::size_t i = 0; i < chain.size(); ++i) {
-      const auto& c = chain[i];
-      std::cout << "certificate " << i << ":\n"
-                << "  subject: " << c.subject() << '\n'
-                << "  issuer: " << c.issuer() << '\n';
-      std::string sans;
-      for (const auto& [type, value] : c.subject_alt_names())
-        sans += (sans.empty() ? "" : ", ") + type + ":" + value;
-      std::cout << "  subject alt names: " << (sans.empty() ? "(none)" : sans) << '\n'
-                << "  valid: " << when(c.not_before()) << " to " << when(c.not_after()) << '\n'
-                << "  serial: " << c.serial_number() << '\n'
-                << "  sha256: " << c.fingerprint_sha256() << '\n';
-    }
-    auto v = tls.verify_result();
-    bool trusted = v.code == 0 && !f.tls.insecure && f.tls.pins.empty() && f.tls.verify != "none";
-    if (!f.tls.pins.empty())
-      std::cout << "verify: pinned certificate matches\n";
-    else if (f.tls.insecure || f.tls.verify == "none")
-      std::cout << "verify: not verified (--insecure)\n";
-    else if (trusted)
-      std::cout << "verify: ok (trusted chain, name matches "
-                << (f.tls.server_name.empty() ? f.host : f.tls.server_name) << ")\n";
-    else
-      std::cout << "verify: FAILED (" << v.code << "): " << v.text << '\n';
-    tls.close();
-    return (v.code != 0 && !f.tls.insecure && f.tls.pins.empty() && f.tls.verify != "none")
-               ? handshake
-               : ok;
   });
 }
 
@@ -142,18 +86,6 @@ void add_connect(CLI::App& app, command& chosen) {
       "  sslstream connect mail.example 993 --accept 1143   # then: curl imap://127.0.0.1:1143/\n"
       "  sslstream connect localhost 8443 --ca-file ca.pem --accept 127.0.0.1:0 --port-file p");
   sub->callback([f, &chosen] { chosen = {[f] { return run_connect(*f); }, &f->tls, false}; });
-}
-
-void add_info(CLI::App& app, command& chosen) {
-  auto f = std::make_shared<connect_flags>();
-  auto* sub = app.add_subcommand(
-      "info",
-      "handshake and show the protocol, cipher, ALPN, the server's chain and the verify result");
-  add_common(*sub, *f);
-  sub->footer(
-      "Examples:\n  sslstream info example.com 443\n"
-      "  sslstream info db.example.com 5432 --starttls postgres");
-  sub->callback([f, &chosen] { chosen = {[f] { return run_info(*f); }, &f->tls, false}; });
 }
 
 }  // namespace cli

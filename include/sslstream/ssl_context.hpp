@@ -177,6 +177,10 @@ struct ssl_options {
   /// -respout response.der`) and reload. A file that is unreadable, not a DER OCSP response,
   /// not successful, about another certificate, not "good" or out of date is a config_error.
   std::string ocsp_response_file;
+  /// Client: ask the server to staple its OCSP response (the status_request extension);
+  /// ssl_stream::ocsp_status() then reports it. Off by default: the response costs the server
+  /// bytes in every handshake.
+  bool request_ocsp = false;
 };
 
 namespace detail {

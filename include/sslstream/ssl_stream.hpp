@@ -65,6 +65,18 @@ class ssl_stream : public duplex_iostream {
   bool session_reused();
   /// Client: the name sent as SNI (empty for an IP address); server: the SNI the client sent.
   std::string server_name();
+  /// The key exchange's group as OpenSSL names it: "x25519", "secp256r1", "ffdhe2048"; "" when
+  /// none was negotiated (a resumed TLS 1.2 session, RSA key transport, a group without a name).
+  std::string key_exchange_group();
+  /// Client: whether the server asked for a certificate (a CertificateRequest arrived), whether
+  /// or not this side had one to send. Always false on a server.
+  bool client_certificate_requested();
+  /// Client with ssl_options::request_ocsp: the status the server stapled for its certificate:
+  /// "good", "revoked", "unknown" (the responder does not know it), "invalid" (not a successful
+  /// OCSP response, no entry for this certificate, or outside its validity period), or "none"
+  /// (nothing stapled, or not asked for). The responder's signature is not checked here: this
+  /// reports what the server sent, it does not replace verification.
+  std::string ocsp_status();
 
   /// Sends close_notify: the peer reads a clean EOF; this side may still read (TLS half close).
   /// input: further reads return EOF.
@@ -136,6 +148,16 @@ ssl_stream make_ssl_server_stream(socket_stream&& socket, const ssl_options& opt
 ssl_stream make_ssl_server_stream(socket_stream&& socket, const ssl_context& context);
 ssl_stream make_ssl_client_stream(socket_stream&& socket, const ssl_options& options);
 ssl_stream make_ssl_client_stream(socket_stream&& socket, const ssl_context& context);
+
+/// Which TLS version a server speaks that refused every version this library allows: a
+/// second handshake on `socket` (a fresh connection to that server) offering only TLS 1.0 and
+/// 1.1 at OpenSSL security level 0, which verifies nothing and is dropped, without close_notify,
+/// as soon as OpenSSL has read the server's hello (often that is the whole handshake). It sends
+/// no application data: use it only to say why a connection failed. Returns "TLSv1" or
+/// "TLSv1.1", or "" when the server refuses those too or does not answer within `timeout`
+/// (0 = no limit). The socket is consumed and closed.
+std::string probe_legacy_version(socket_stream&& socket, const std::string& server_name,
+                                 std::chrono::milliseconds timeout);
 
 /// #<ssl client stream connected from localhost/54507 to localhost/54505, TLSv1.3
 /// TLS_AES_256_GCM_SHA384>

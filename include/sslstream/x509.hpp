@@ -36,7 +36,21 @@ class x509_certificate {
   /// ("DNS", name), ("IP", address), ("email", ...), ("URI", ...), in certificate order.
   std::vector<entry> subject_alt_names() const;
   std::string fingerprint_sha256() const;  ///< lower-case hex of SHA-256 over the DER form
-  int version() const;                     ///< 1, 2 or 3
+  /// Lower-case hex of SHA-1 over the DER form: only to match older tools and inventories
+  /// that still name certificates this way (SHA-1 is broken; pins use SHA-256).
+  std::string fingerprint_sha1() const;
+  /// The public key's algorithm as OpenSSL names it: "RSA", "EC", "ED25519", "ED448",
+  /// "RSA-PSS", "DSA"; "" when the key cannot be decoded.
+  std::string key_type() const;
+  /// The public key's size in bits (2048 for RSA-2048, 256 for P-256, 253 for Ed25519);
+  /// 0 when the key cannot be decoded.
+  int key_bits() const;
+  /// The curve of an EC key as OpenSSL names it ("prime256v1", "secp384r1"); "" for others.
+  std::string key_group() const;
+  /// The algorithm the issuer signed this certificate with, as `openssl x509 -text` names it:
+  /// "ecdsa-with-SHA256", "sha256WithRSAEncryption", "ED25519", "rsassaPss".
+  std::string signature_algorithm() const;
+  int version() const;  ///< 1, 2 or 3
   std::string to_pem() const;
   std::string to_der() const;
 
