@@ -59,7 +59,8 @@ cmake -S . -B build/tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSSLSTREAM_SANITIZE=
   -DSSLSTREAM_TEST_TIMEOUT=600 -DSSLSTREAM_TEST_TIMEOUT_LONG=1800 > /dev/null
 cmake --build build/tsan -j "$jobs" --target test_threads test_stream_semantics test_tls_matrix \
   test_integrity test_library test_nonblocking test_server sslstream_cli test_cli test_load \
-  test_timeouts test_cli_keepopen
+  test_timeouts test_cli_keepopen test_server_limits limits_peer test_certificates test_tickets \
+  test_cli_tunnel
 # A race report goes to a file as well as failing the process (halt_on_error): the keep-open
 # servers of these tests end by a signal, so no exit status would show a report of theirs.
 races="$root/build/tsan/races"
@@ -74,7 +75,7 @@ tsan_report() {
 trap tsan_report EXIT
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:log_path=$races/report"
 ctest --test-dir build/tsan -j "$jobs" --output-on-failure \
-  -L 'threads|stream_semantics|tls_matrix|integrity|library|nonblocking|server'
+  -L '^(threads|stream_semantics|tls_matrix|integrity|library|nonblocking|server|server_limits|certificates|tickets)$'
 # listen --keep-open as a process, built with TSan: 1,000 concurrent clients and 500 idle ones
 # (the server engine's loops and coroutine handlers, its handshake-timeout sweep), pins, client
 # certificates, the handshake and idle timeouts, and the signals (drain, reload) with the thread
@@ -83,6 +84,8 @@ ctest --test-dir build/tsan -j "$jobs" --output-on-failure \
 keep_open='Load\.(ThousandClientsAtOnceAllEchoedExactly|FiveHundredIdleClientsNeitherBlockOthersNorStay)'
 keep_open+='|Cli\.(KeepOpenIsNotHeldUpBySilentClients|MutualTls|PinningTheSelfSignedCertificateOfListen'
 keep_open+='|InfoDescribesTheConnection)|Timeouts\.CliListen.*|CliKeepOpen\..*|Cli/KeepOpenSignals\..*'
+# --forward and --exec relay on the engine's workers.
+keep_open+='|CliTunnel\.KeepOpen(ExecServesManyAtOnce|ForwardDrainsThenCutsBothSides)'
 ctest --test-dir build/tsan -j "$jobs" --output-on-failure -R "^($keep_open)\$"
 unset TSAN_OPTIONS
 trap - EXIT
