@@ -11,6 +11,7 @@
 #include <regex>
 
 #include "loopback.hpp"
+#include "temp_dir.hpp"
 
 using namespace sslstream;
 using namespace testing_support;
@@ -303,22 +304,6 @@ INSTANTIATE_TEST_SUITE_P(Versions, Certificates, ::testing::Values("1.2", "1.3")
 // ---- bad configurations: config_error when the context is built, naming the file ----
 
 namespace {
-
-/// A scratch directory for certificate and key files, removed at the end of the test.
-struct temp_dir {
-  std::filesystem::path path;
-  temp_dir()
-      : path(std::filesystem::temp_directory_path() /
-             ("sslstream-certificates-bad-" + std::to_string(::getpid()))) {
-    std::filesystem::create_directories(path);
-  }
-  ~temp_dir() { std::filesystem::remove_all(path); }
-  std::string write(const std::string& name, const std::string& text) const {
-    auto file = (path / name).string();
-    std::ofstream(file) << text;
-    return file;
-  }
-};
 
 std::string key_only(const std::string& pem_text) {
   return pem_text.substr(pem_text.find("-----BEGIN PRIVATE KEY-----"));

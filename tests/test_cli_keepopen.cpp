@@ -11,6 +11,7 @@
 
 #include "cli_run.hpp"
 #include "loopback.hpp"
+#include "temp_dir.hpp"
 
 using namespace sslstream;
 using namespace testing_support;
@@ -30,17 +31,6 @@ constexpr milliseconds slack = 1500ms;
 milliseconds since(clock_type::time_point t) {
   return std::chrono::duration_cast<milliseconds>(clock_type::now() - t);
 }
-
-struct temp_dir {
-  fs::path path;
-  explicit temp_dir(const std::string& name)
-      : path(fs::temp_directory_path() / ("sslstream-" + name + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~temp_dir() { fs::remove_all(path); }
-  std::string operator/(const std::string& file) const { return (path / file).string(); }
-};
 
 /// Replaces `to` by a copy of `from` in one rename, as a deployment tool does: the server never
 /// reads half a file.

@@ -14,6 +14,7 @@
 
 #include "cli_run.hpp"
 #include "loopback.hpp"
+#include "temp_dir.hpp"
 #include "timing.hpp"
 
 using namespace sslstream;
@@ -23,25 +24,6 @@ using namespace std::chrono_literals;
 namespace {
 
 namespace fs = std::filesystem;
-
-/// A fresh directory of this test's own, removed at the end.
-struct temp_dir {
-  fs::path path;
-  explicit temp_dir(const std::string& name)
-      : path(fs::temp_directory_path() / ("sslstream-" + name + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~temp_dir() { fs::remove_all(path); }
-  std::string operator/(const std::string& f) const { return (path / f).string(); }
-};
-
-std::string read_all(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
 
 /// The port in `port_file` once listen has written it (within 10 s), or "".
 std::string port_from(const std::string& port_file) {
@@ -117,9 +99,9 @@ TEST(CliSystem, CertOutSavesTheGeneratedCertificateForAQuietListen) {
   process srv(cmd({"listen", "-q", "--cert-out", dir / "listen.pem", "--port-file", dir / "port"}));
   auto port = port_from(dir / "port");
   ASSERT_FALSE(port.empty()) << srv.output();
-  EXPECT_EQ(read_all(dir / "victim"), "untouched\n");
+  EXPECT_EQ(read_file(dir / "victim"), "untouched\n");
   ASSERT_FALSE(fs::is_symlink(dir / "listen.pem"));
-  auto pem = read_all(dir / "listen.pem");
+  auto pem = read_file(dir / "listen.pem");
   EXPECT_EQ(pem.rfind("-----BEGIN CERTIFICATE-----\n", 0), 0u) << pem;
   EXPECT_EQ(pem.find("PRIVATE KEY"), std::string::npos) << "the key must never be saved";
   // Trusting the saved certificate reaches exactly this listen, and -q printed nothing.
@@ -178,7 +160,7 @@ TEST(CliSystem, ManPageRendersWithEveryOptionOfEverySubcommand) {
     EXPECT_TRUE(says(r, section)) << section;
   EXPECT_FALSE(says(r, "warning")) << r.output.substr(0, 2000);
   // Every option any subcommand's --help lists is described in the reference.
-  auto reference = read_all(SSLSTREAM_REFERENCE);
+  auto reference = read_file(SSLSTREAM_REFERENCE);
   for (std::string sub : {"listen", "connect", "info", "cert", "demo", "bench"}) {
     auto help = run(cmd({sub, "--help"}));
     std::istringstream lines(help.output);

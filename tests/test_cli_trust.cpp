@@ -12,6 +12,7 @@
 
 #include "cli_run.hpp"
 #include "loopback.hpp"
+#include "temp_dir.hpp"
 
 using namespace sslstream;
 using namespace testing_support;
@@ -22,25 +23,6 @@ namespace {
 std::string ca() { return cert("ca.pem"); }
 
 namespace fs = std::filesystem;
-
-/// A fresh directory, removed with everything in it at the end of the test.
-struct temp_dir {
-  fs::path path;
-  explicit temp_dir(const std::string& name)
-      : path(fs::temp_directory_path() / ("sslstream-" + name + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~temp_dir() { fs::remove_all(path); }
-  std::string operator/(const std::string& file) const { return (path / file).string(); }
-};
-
-std::string contents(const std::string& file) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
 
 void write(const std::string& file, const std::string& text) { std::ofstream(file) << text; }
 
@@ -313,7 +295,8 @@ TEST(CliTrust, KeylogIsPrivateAndNeverWrittenThroughASymlink) {
   auto r = run(cmd({"connect", "localhost", p, "--ca-file", ca(), "--keylog", log}), "k\n");
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(mode(log), owner_only);
-  EXPECT_TRUE(contents(log).find("CLIENT_TRAFFIC_SECRET_0 ") != std::string::npos) << contents(log);
+  EXPECT_TRUE(read_file(log).find("CLIENT_TRAFFIC_SECRET_0 ") != std::string::npos)
+      << read_file(log);
 
   auto victim = dir / "victim";
   write(victim, "not yours\n");
@@ -324,7 +307,7 @@ TEST(CliTrust, KeylogIsPrivateAndNeverWrittenThroughASymlink) {
   EXPECT_TRUE(
       says(planted, "--keylog: cannot open '" + (dir / "planted.log") + "': it is a symlink"))
       << planted.output;
-  EXPECT_EQ(contents(victim), "not yours\n");
+  EXPECT_EQ(read_file(victim), "not yours\n");
 
   // An existing log others could read is made private before a secret goes into it.
   auto old = dir / "old.log";
@@ -399,15 +382,15 @@ TEST(CliTrust, CertOutIsExclusiveNeverFollowsASymlinkAndDashIsStdout) {
   temp_dir dir("certout");
   auto out = dir / "server.pem";
   ASSERT_EQ(run(cmd({"cert", "--out", out, "-q"})).status, 0);
-  auto first = contents(out);
+  auto first = read_file(out);
   auto again = run(cmd({"cert", "--out", out}));
   EXPECT_EQ(again.status, 2) << again.output;
   EXPECT_TRUE(says(again, "--out: '" + out + "' already exists: pass --force to replace it"))
       << again.output;
-  EXPECT_EQ(contents(out), first);
+  EXPECT_EQ(read_file(out), first);
   auto forced = run(cmd({"cert", "--out", out, "--force", "-q"}));
   EXPECT_EQ(forced.status, 0) << forced.output;
-  EXPECT_NE(contents(out), first);
+  EXPECT_NE(read_file(out), first);
   EXPECT_EQ(mode(out), owner_only);
 
   auto victim = dir / "victim";
@@ -419,7 +402,7 @@ TEST(CliTrust, CertOutIsExclusiveNeverFollowsASymlinkAndDashIsStdout) {
   EXPECT_TRUE(says(planted, "already exists")) << planted.output;
   auto replaced = run(cmd({"cert", "--out", link, "--force", "-q"}));
   EXPECT_EQ(replaced.status, 0) << replaced.output;
-  EXPECT_EQ(contents(victim), "not yours\n");  // the link itself was replaced, not its target
+  EXPECT_EQ(read_file(victim), "not yours\n");  // the link itself was replaced, not its target
   EXPECT_FALSE(fs::is_symlink(link));
   EXPECT_EQ(mode(link), owner_only);
 
@@ -450,11 +433,11 @@ TEST(CliTrust, PortFileIsNeverWrittenThroughASymlink) {
   auto port = listening(srv);
   std::string written;
   for (int i = 0; i < 200 && written.empty(); ++i) {  // written just after the announcement
-    if (!fs::is_symlink(port_file)) written = contents(port_file);
+    if (!fs::is_symlink(port_file)) written = read_file(port_file);
     if (written.empty()) std::this_thread::sleep_for(50ms);
   }
   EXPECT_EQ(written, std::to_string(port) + "\n");
-  EXPECT_EQ(contents(victim), "not yours\n");
+  EXPECT_EQ(read_file(victim), "not yours\n");
   EXPECT_TRUE(fs::is_symlink(port_file + ".tmp"));  // not used at all
   srv.kill(SIGTERM);
 }

@@ -19,6 +19,7 @@
 #include "cli_run.hpp"
 #include "loopback.hpp"
 #include "process.hpp"
+#include "temp_dir.hpp"
 
 using namespace sslstream;
 using namespace testing_support;
@@ -27,18 +28,6 @@ using namespace std::chrono_literals;
 namespace {
 
 namespace fs = std::filesystem;
-
-/// A fresh directory, removed with everything in it at the end of the test.
-struct temp_dir {
-  fs::path path;
-  explicit temp_dir(const std::string& name)
-      : path(fs::temp_directory_path() / ("sslstream-" + name + "-" + std::to_string(::getpid()))) {
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~temp_dir() { fs::remove_all(path); }
-  std::string operator/(const std::string& file) const { return (path / file).string(); }
-};
 
 void write(const std::string& file, const std::string& bytes) {
   std::ofstream(file, std::ios::binary | std::ios::trunc) << bytes;
