@@ -277,12 +277,12 @@ void event_loop::on_ready(engine_connection& c) {
 // and again; edge-triggered, only new bytes do.
 bool event_loop::first_record_complete(engine_connection& c) {
   int fd = c.stream.native_handle();
-  unsigned char header[5];
+  unsigned char header[5] = {};
   auto got = ::recv(fd, header, sizeof header, MSG_PEEK | MSG_DONTWAIT);
   int queued = 0;
   bool complete = true;  // anything unexpected: let the handshake see it (and fail)
   if (got >= 0 && got < 5 && got != 0 && header[0] == 0x16) complete = false;
-  int length = (header[3] << 8) | header[4];
+  int length = got == 5 ? (header[3] << 8) | header[4] : 0;
   // (A length past the largest record is OpenSSL's to reject, at once.)
   if (got == 5 && header[0] == 0x16 && length <= 16384 + 256 && ::ioctl(fd, FIONREAD, &queued) == 0)
     complete = queued >= 5 + length;

@@ -13,6 +13,7 @@
 
 #include "cli_run.hpp"
 #include "loopback.hpp"
+#include "temp_dir.hpp"
 #include "timing.hpp"
 
 using namespace sslstream;
@@ -305,6 +306,39 @@ TEST(CliTunnel, ExecSeesThePeerInItsEnvironment) {
     EXPECT_EQ(read_to_eof(s), "127.0.0.1|" + std::to_string(s.local_port()) + "|unset|unset\n");
     EXPECT_EQ(srv.wait(20s), 0) << srv.output();
   }
+}
+
+TEST(CliTunnel, ExecCommandNeverTakesACutUploadForAComplete) {
+  // The client sends part of an upload and its connection is cut (a FIN without close_notify):
+  // the command must not see a clean end of input (it would process a truncated upload as
+  // whole). It is stopped instead: `cat` then never gets to write its marker. Before, its stdin
+  // was just closed, exactly as after a close_notify.
+  temp_dir dir("exec-cut");
+  auto marker = dir / "complete";
+  listener srv({"--exec", "cat > /dev/null && echo complete > " + marker});
+  auto c = client(srv.port);
+  send(c, "half of an upload\n");
+  ::shutdown(c.native_handle(), SHUT_WR);           // FIN, no close_notify
+  EXPECT_NE(srv.p.wait(20s), 0) << srv.p.output();  // the cut is an error: exit 5
+  EXPECT_FALSE(std::filesystem::exists(marker)) << "the command took the cut for a clean end";
+}
+
+TEST(CliTunnel, ExecGetsNeitherTheKeyPasswordNorAnUnsafeServerName) {
+  // --password-env names our key's password: never the command's. A server name (SNI) that is
+  // not a plain host name (here with $(...) and a space) is not exported at all.
+  const std::string show =
+      R"(printf '%s|%s\n' "${KEY_SECRET-unset}" "${SSLSTREAM_SERVER_NAME-unset}")";
+  process srv({"env", "KEY_SECRET=hunter2", cli_binary, "listen", "--cert", cert("server-rsa.pem"),
+               "--key", cert("server-rsa.key"), "--password-env", "KEY_SECRET", "--exec", show});
+  auto port = listening(srv);
+  auto o = client_options();
+  o.server_name = "x$(id) y";
+  o.verify = verify_mode::none;
+  auto c =
+      make_ssl_client_stream(make_socket({.remote_host = "127.0.0.1", .remote_port = port}), o);
+  c.shutdown(direction::output);
+  EXPECT_EQ(read_to_eof(c), "unset|unset\n");
+  EXPECT_EQ(srv.wait(20s), 0) << srv.output();
 }
 
 TEST(CliTunnel, ExecCommandExitingEarly) {

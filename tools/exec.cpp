@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <iostream>
 #include <thread>
@@ -63,19 +65,32 @@ void make_pipe(fd_t& r, fd_t& w) {
   w.fd = p[1];
 }
 
+/// A name a client sent (SNI) that is safe in a command's environment: a host name's letters,
+/// digits, hyphens and dots only (OpenSSL passes any byte but NUL: newlines, quotes, `$(...)`).
+bool plain_host_name(const std::string& n) {
+  return !n.empty() && n.size() <= 253 && std::all_of(n.begin(), n.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.';
+  });
+}
+
 /// Our environment without any SSLSTREAM_ variable (one set for sslstream itself must never
-/// pass for a peer's), then the peer's.
-std::vector<std::string> environment(ssl_stream& s) {
+/// pass for a peer's) and without the --password-env variable (the key's password is ours, not
+/// the command's), then the peer's.
+std::vector<std::string> environment(ssl_stream& s, const std::string& password_env) {
   std::vector<std::string> env;
+  std::string hidden = password_env.empty() ? std::string() : password_env + "=";
   for (char** e = environ; e && *e; ++e)
-    if (std::strncmp(*e, "SSLSTREAM_", 10) != 0) env.emplace_back(*e);
+    if (std::strncmp(*e, "SSLSTREAM_", 10) != 0 &&
+        (hidden.empty() || std::strncmp(*e, hidden.c_str(), hidden.size()) != 0))
+      env.emplace_back(*e);
   env.push_back("SSLSTREAM_PEER_ADDRESS=" + s.remote_host());
   env.push_back("SSLSTREAM_PEER_PORT=" + std::to_string(s.remote_port()));
   // Only a certificate that was verified names the peer: with --verify optional a client may
   // send any certificate at all.
   if (auto c = s.peer_certificate(); c && s.verify_result().code == 0)
     env.push_back("SSLSTREAM_PEER_SUBJECT=" + c->subject());
-  if (auto sni = s.server_name(); !sni.empty()) env.push_back("SSLSTREAM_SERVER_NAME=" + sni);
+  if (auto sni = s.server_name(); plain_host_name(sni))
+    env.push_back("SSLSTREAM_SERVER_NAME=" + sni);
   return env;
 }
 
@@ -86,6 +101,9 @@ pid_t spawn(const std::string& command, const std::vector<std::string>& env, int
   posix_spawnattr_init(&attr);
   posix_spawn_file_actions_adddup2(&fa, in, 0);
   posix_spawn_file_actions_adddup2(&fa, out, 1);
+  // Nothing else of ours: a descriptor another thread opened without O_CLOEXEC a moment ago
+  // (a key file read by a SIGHUP reload) must not live on in the command.
+  posix_spawn_file_actions_addclosefrom_np(&fa, 3);
   // The command starts with the signals as a shell's would be: none blocked (the server's
   // threads may block some), none ignored (we ignore SIGPIPE). A process group of its own, so
   // that ending it ends what it started too.
@@ -174,7 +192,7 @@ int exec_connection(ssl_stream& s, const std::string& command, const tls_flags& 
     prefix = connection_prefix(s);
     make_pipe(to_child_r, to_child_w);
     make_pipe(from_child_r, from_child_w);
-    pid = spawn(command, environment(s), to_child_r.fd, from_child_w.fd);
+    pid = spawn(command, environment(s, tls.password_env), to_child_r.fd, from_child_w.fd);
   } catch (const std::exception& e) {
     std::cerr << prefix << "cannot run the command: " << e.what()
               << " (the client's connection is closed)\n";
@@ -198,9 +216,10 @@ int exec_connection(ssl_stream& s, const std::string& command, const tls_flags& 
                  "the command's input",
                  [&] { to_child_w.reset(); },
                  false};
-    auto r = relay(s, p, {seconds(tls.idle_timeout), tls.allow_truncation, tls.quiet});
+    auto r = relay(s, p, {tunnel_idle_limit(tls.idle_timeout), tls.allow_truncation, tls.quiet});
     if (r.stopped) {
       abort_connection(s);
+      ::kill(-pid, SIGTERM);  // cut: the command must not take its input's end for a clean one
       if (tls.verbose) std::cerr << prefix << "cut: the server is stopping\n";
     } else {
       if (tls.verbose && r.dropped)
@@ -210,6 +229,9 @@ int exec_connection(ssl_stream& s, const std::string& command, const tls_flags& 
     }
   } catch (const std::exception& e) {
     abort_connection(s);
+    // The client's bytes ended by an error (a cut without close_notify, a timeout): closing the
+    // command's input would look like the end of a complete upload. It is stopped instead.
+    ::kill(-pid, SIGTERM);
     auto f = explain("listen", phase::transfer, e);
     std::cerr << prefix << f.message << '\n';
     status = f.status;

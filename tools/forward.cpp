@@ -127,7 +127,7 @@ int forward_connection(ssl_stream& s, const host_port& to, const tls_flags& tls)
   at = phase::transfer;
   try {
     plain_side p{fd, fd, backend, backend, [fd] { ::shutdown(fd, SHUT_WR); }, false};
-    auto r = relay(s, p, {seconds(tls.idle_timeout), tls.allow_truncation, tls.quiet});
+    auto r = relay(s, p, {tunnel_idle_limit(tls.idle_timeout), tls.allow_truncation, tls.quiet});
     if (r.stopped) {
       // The server is stopping: neither side may take the cut for a clean end.
       reset(fd);

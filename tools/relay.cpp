@@ -228,7 +228,10 @@ class relay_loop {
     // POLLRDHUP only, so bytes after close_notify (which TLS no longer reads) never wake us.
     bool watch_fin = tls_eof_ && !ours_sent_ && up_.empty();
     if (watch_fin) tls_events |= POLLRDHUP;
-    fds[count++] = {s_.native_handle(), tls_events, 0};
+    // Not watched at all when nothing is wanted of it (we wait for `out` to take bytes): poll()
+    // reports a reset socket's POLLERR/POLLHUP even for no events, and would return at once,
+    // again and again, while `out` stays full.
+    fds[count++] = {tls_events ? s_.native_handle() : -1, tls_events, 0};
     int in_at = -1, out_at = -1;
     if (!in_eof_ && up_.empty()) {
       in_at = static_cast<int>(count);
@@ -316,6 +319,10 @@ void end_stdout() {
 }
 
 }  // namespace
+
+std::chrono::milliseconds tunnel_idle_limit(double idle_timeout_seconds) {
+  return idle_timeout_seconds > 0 ? seconds(idle_timeout_seconds) : std::chrono::minutes(5);
+}
 
 relay_result relay(ssl_stream& s, const plain_side& p, const relay_options& o) {
   return relay_loop(s, p, o).run();

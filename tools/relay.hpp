@@ -50,6 +50,11 @@ struct relay_result {
   bool stopped = false;
 };
 
+/// The idle limit of a --forward, --exec or --accept relay: --idle-timeout, or 5 minutes when
+/// none was given. Each such connection holds a worker (or a tunnel thread): a client that
+/// completes its handshake and then says nothing must not hold one for ever.
+std::chrono::milliseconds tunnel_idle_limit(double idle_timeout_seconds);
+
 /// Relays until both directions have ended: `in`'s EOF becomes our close_notify, the peer's
 /// close_notify becomes end_output(). Throws what failed (a TLS error, a read or write error
 /// naming the side, a socket_error "timeout" past idle_timeout); when bytes from the TLS peer

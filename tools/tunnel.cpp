@@ -65,7 +65,8 @@ void serve_one(tunnel& t, socket_stream local) {
     std::string name = "the local connection";
     plain_side p{fd, fd, name, name, [fd] { ::shutdown(fd, SHUT_WR); }, false};
     try {
-      auto r = relay(tls, p, {seconds(t.tls.idle_timeout), t.tls.allow_truncation, t.tls.quiet});
+      auto r = relay(tls, p,
+                     {tunnel_idle_limit(t.tls.idle_timeout), t.tls.allow_truncation, t.tls.quiet});
       if (t.tls.verbose)
         std::cerr << prefix << "done: " << r.to_tls << " bytes to the server, " << r.from_tls
                   << " back\n";
