@@ -258,7 +258,7 @@ void add_info(CLI::App& app, command& chosen) {
                 "print the chain the server sent as PEM, leaf first (alone: nothing else)");
   sub->footer(
       "Examples:\n  sslstream info example.com 443\n"
-      "  sslstream info example.com 443 --json | jq .chain[0].days_left\n"
+      "  sslstream info example.com 443 --json | jq '.chain[0].days_left'\n"
       "  sslstream info example.com 443 --show-certs > chain.pem\n"
       "  sslstream info localhost 8443 --ca-file ca.pem --json --show-certs\n"
       "  sslstream info db.example.com 5432 --starttls postgres");
