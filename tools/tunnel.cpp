@@ -24,6 +24,10 @@ namespace {
 constexpr std::size_t max_tunnels = 256;
 
 struct tunnel {
+  // A constructor, not aggregate initialization through make_shared: clang 14 (the fuzz build)
+  // does not have C++20's parenthesized aggregate initialization.
+  tunnel(ssl_context c, std::string h, std::uint16_t p, std::chrono::milliseconds t, tls_flags f)
+      : ctx(std::move(c)), host(std::move(h)), port(p), connect_timeout(t), tls(std::move(f)) {}
   ssl_context ctx;
   std::string host;
   std::uint16_t port;
