@@ -92,9 +92,16 @@ void engine::stop() {
   join_all();
 }
 
-void engine::stop(std::chrono::milliseconds drain) {
+void engine::stop_accepting() {
   draining = true;
+  // A loop that read `draining` as false just before may still be accepting: wait until its
+  // batch is over, so that once we return every new client waits in the backlog.
+  for (auto& l : loops_) std::lock_guard lk(l->accept_m);
   for (auto& l : loops_) l->wake();
+}
+
+void engine::stop(std::chrono::milliseconds drain) {
+  stop_accepting();
   auto until = clock::now() + drain;
   while (active.load() > 0 && clock::now() < until)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
@@ -221,6 +228,7 @@ void event_loop::run() {
 }
 
 void event_loop::accept_some() {
+  std::lock_guard lk(accept_m);
   for (int i = 0; i < 64 && e_.accepting(); ++i) {
     std::optional<socket_stream> sock;
     try {

@@ -44,6 +44,7 @@ class engine {
   void run();
   void stop();
   void stop(std::chrono::milliseconds drain);
+  void stop_accepting();
   void reload(ssl_context ctx);
   std::uint16_t local_port() const noexcept { return port_; }
   server_stats stats() const noexcept;
@@ -87,6 +88,9 @@ class event_loop {
   /// Waits for `c` to become ready for `events` (POLLIN / POLLOUT), until its deadline.
   void arm(engine_connection& c, short events);
   const server_options& options() const noexcept { return e_.opts; }
+  /// Held while the loop accepts: engine::stop_accepting() takes it to know no accept is under
+  /// way.
+  std::mutex accept_m;
 
  private:
   void accept_some();

@@ -87,6 +87,7 @@ void server::run() { e_->run(); }
 void server::start() { e_->start(); }
 void server::stop() { e_->stop(); }
 void server::stop(std::chrono::milliseconds drain) { e_->stop(drain); }
+void server::stop_accepting() { e_->stop_accepting(); }
 void server::reload(ssl_context c) { e_->reload(std::move(c)); }
 std::uint16_t server::local_port() const noexcept { return e_->local_port(); }
 server_stats server::stats() const noexcept { return e_->stats(); }

@@ -263,6 +263,37 @@ TEST(Server, StopWithDrainLetsHandlersFinishAndStopEndsBlockedOnes) {
   EXPECT_LT(ms_since(t0), 1000);
 }
 
+TEST(Server, OnceStopAcceptingReturnsNoClientIsAcceptedAnyMore) {
+  // A flood of connections keeps the loops inside their accept batches: stop_accepting() must
+  // not return while one is under way (the CLI says "no longer accepting" once it returns).
+  sslstream::server_options o;
+  o.threads = 2;
+  server srv(listener(), make_ssl_server_context(tls_server_options()), echo_bytes, o);
+  srv.start();
+  std::atomic<bool> flooding{true};
+  std::atomic<int> connected{0};
+  std::thread flood([&] {
+    for (int i = 0; i < 4000 && flooding; ++i) {
+      int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+      sockaddr_in a{};
+      a.sin_family = AF_INET;
+      a.sin_port = htons(srv.local_port());
+      a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      if (::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) ++connected;
+      ::close(fd);
+    }
+  });
+  while (srv.stats().accepted < 200 && connected < 3000) std::this_thread::sleep_for(1ms);
+  srv.stop_accepting();
+  auto when_stopped = srv.stats().accepted;
+  std::this_thread::sleep_for(300ms);  // the flood goes on meanwhile
+  auto later = srv.stats().accepted;
+  flooding = false;
+  flood.join();
+  EXPECT_GT(when_stopped, 0u);
+  EXPECT_EQ(later, when_stopped) << "accepted after stop_accepting() had returned";
+}
+
 TEST(Server, ReloadServesNewConnectionsWithTheNewContext) {
   sslstream::server_options o;
   o.threads = 1;

@@ -12,7 +12,6 @@
 #include <atomic>
 #include <csignal>
 #include <cstring>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -421,17 +420,14 @@ int serve_keep_open(passive_socket listener, ssl_context ctx, const keep_open_op
   std::atomic<bool> stopped{false};
   auto stop_accepting = [&](milliseconds limit) {
     if (stopper.joinable() || stopped) return;
+    // Once we say "no longer accepting", a client connecting must find it so.
+    srv->stop_accepting();
     try {
-      std::promise<void> running;
-      auto started = running.get_future();
-      stopper = std::thread([&, running = std::move(running)]() mutable {
-        running.set_value();
+      stopper = std::thread([&] {
         srv->stop(std::chrono::hours(24 * 365));  // until every connection has ended
         stopped = true;
         st.wake();
       });
-      // Once we say "no longer accepting", a client connecting must find it so.
-      started.wait();
     } catch (const std::system_error&) {
       // No thread to spare (a thread or address-space limit): stop on this thread, within the
       // limit this stop has. Signals wait meanwhile; failing to start a thread never ends us.

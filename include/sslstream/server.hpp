@@ -190,6 +190,10 @@ class server {
   void stop();
   /// Stops accepting, lets the connections finish by themselves within `drain`, then stop().
   void stop(std::chrono::milliseconds drain);
+  /// Stops accepting and returns once no event loop is accepting: a client that connects from
+  /// then on waits in the listen backlog (refused when the server is destroyed). Open
+  /// connections go on. For a drain whose end is decided elsewhere, e.g. by a second signal.
+  void stop_accepting();
   /// New connections use `context`; existing ones keep theirs.
   void reload(ssl_context context);
   std::uint16_t local_port() const noexcept;
