@@ -122,11 +122,16 @@ ssl_context engine::context() {
 
 server_stats engine::stats() const noexcept {
   return {accepted.load(), handshakes.load(), handshake_failures.load(),
-          active.load(),   rejected.load(),   timed_out.load()};
+          active.load(),   rejected.load(),   timed_out.load(),
+          evicted.load()};
 }
 
 bool engine::accepting() const noexcept {
   return !stopping && !draining && active.load() < opts.max_connections;
+}
+
+bool engine::full_and_open() const noexcept {
+  return !stopping && !draining && active.load() >= opts.max_connections;
 }
 
 void engine::hand_to_worker(std::unique_ptr<engine_connection> c) {
@@ -184,8 +189,24 @@ void event_loop::wake() noexcept {
   (void)!::write(wake_fd_.get(), &one, sizeof one);
 }
 
+// A handshake on a real network takes well under a second; one that has lasted this long while
+// the server is full gives its place to a new client. Without this, max_connections stalled
+// ClientHellos would keep every legitimate client in the backlog until handshake_timeout.
+constexpr auto evict_after = std::chrono::seconds(1);
+
+bool event_loop::can_evict() const {
+  return !handshakes_.empty() && e_.full_and_open() &&
+         clock::now() - handshakes_.front()->accepted_at >= evict_after;
+}
+
+void event_loop::left_handshake(engine_connection& c) {
+  if (c.state != engine_connection::phase::handshake) return;
+  handshakes_.erase(c.in_handshake);
+  c.in_handshake = {};
+}
+
 void event_loop::manage_listening() {
-  bool want = e_.accepting() && clock::now() >= accept_paused_until_;
+  bool want = (e_.accepting() || can_evict()) && clock::now() >= accept_paused_until_;
   if (want == listening_) return;
   epoll_event ev{};
   ev.events = EPOLLIN | EPOLLEXCLUSIVE;  // one loop wakes per connection, not all
@@ -229,7 +250,12 @@ void event_loop::run() {
 
 void event_loop::accept_some() {
   std::lock_guard lk(accept_m);
-  for (int i = 0; i < 64 && e_.accepting(); ++i) {
+  for (int i = 0; i < 64; ++i) {
+    bool evict = false;
+    if (!e_.accepting()) {
+      if (!can_evict()) return;
+      evict = true;
+    }
     std::optional<socket_stream> sock;
     try {
       sock = e_.listener.accept_connection(std::chrono::milliseconds(0));
@@ -241,6 +267,10 @@ void event_loop::accept_some() {
       return;
     }
     if (!sock) return;
+    if (evict) {  // only once there is a client to take the place
+      ++e_.evicted;
+      end(*handshakes_.front());
+    }
     ++e_.accepted;
     ++e_.active;
     try {
@@ -248,7 +278,14 @@ void event_loop::accept_some() {
           make_ssl_server_stream(std::move(*sock), e_.context()), *this);
       c->deadline = after(e_.opts.handshake_timeout);
       auto* raw = c.get();
-      conns_.emplace(raw, std::move(c));
+      auto place = handshakes_.insert(handshakes_.end(), raw);
+      try {
+        conns_.emplace(raw, std::move(c));
+      } catch (...) {
+        handshakes_.erase(place);
+        throw;
+      }
+      raw->in_handshake = place;
       ready_now_.push_back(raw);  // the ClientHello has usually come with the connection
     } catch (...) {
       ++e_.handshake_failures;
@@ -330,6 +367,7 @@ void event_loop::advance_handshake(engine_connection& c) {
 }
 
 void event_loop::start_handler(engine_connection& c) {
+  left_handshake(c);
   c.deadline = clock::time_point::max();
   if (e_.blocking) {
     if (c.registered) ::epoll_ctl(ep_.get(), EPOLL_CTL_DEL, c.stream.native_handle(), nullptr);
@@ -388,6 +426,7 @@ void event_loop::sweep() {
 }
 
 void event_loop::end(engine_connection& c) {
+  left_handshake(c);
   if (c.registered) ::epoll_ctl(ep_.get(), EPOLL_CTL_DEL, c.stream.native_handle(), nullptr);
   auto node = conns_.extract(&c);
   // The destructor sends close_notify if it can without waiting, and closes.

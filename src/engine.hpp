@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <list>
 #include <mutex>
 #include <sslstream/server.hpp>
 #include <thread>
@@ -28,6 +29,8 @@ struct engine_connection {
   clock::time_point deadline = clock::time_point::max();
   bool registered = false;     // in the loop's epoll set
   bool hello_started = false;  // the first try_handshake ran (a whole first record had come)
+  clock::time_point accepted_at = clock::now();
+  std::list<engine_connection*>::iterator in_handshake;  // its place in the loop's handshakes_
   async_op_base* pending = nullptr;
   std::coroutine_handle<> waiter;
   std::optional<task<>> root;
@@ -54,6 +57,8 @@ class engine {
   void hand_to_worker(std::unique_ptr<engine_connection> c);
   void connection_ended();
   bool accepting() const noexcept;
+  /// Full, but not stopping: a loop may take a new client in place of a stalled handshake.
+  bool full_and_open() const noexcept;
   void retry_workers() { pool_.retry(); }
 
   const server_options opts;
@@ -61,7 +66,7 @@ class engine {
   server::blocking_handler blocking;
   server::coroutine_handler coroutine;
   std::atomic<std::uint64_t> accepted{0}, handshakes{0}, handshake_failures{0}, active{0},
-      rejected{0}, timed_out{0};
+      rejected{0}, timed_out{0}, evicted{0};
   std::atomic<bool> stopping{false}, draining{false};
 
  private:
@@ -102,6 +107,8 @@ class event_loop {
   void end(engine_connection& c);
   void sweep();
   void manage_listening();
+  bool can_evict() const;
+  void left_handshake(engine_connection& c);
 
   engine& e_;
   unique_fd ep_;
@@ -110,6 +117,9 @@ class event_loop {
   clock::time_point accept_paused_until_{};
   std::unordered_map<engine_connection*, std::unique_ptr<engine_connection>> conns_;
   std::vector<engine_connection*> ready_now_;  // data already buffered: no wait needed
+  // Connections in their handshake, oldest first: when the server is full, the oldest that has
+  // lasted evict_after makes room for a new client (stalled handshakes must not fill it).
+  std::list<engine_connection*> handshakes_;
 };
 
 }  // namespace sslstream::detail

@@ -192,6 +192,51 @@ TEST(Server, PastMaxConnectionsNewClientsWaitInTheBacklogThenAreServed) {
   srv.stop();
 }
 
+TEST(Server, WhenFullTheOldestStalledHandshakeMakesRoomForANewClient) {
+  // max_connections stalled ClientHellos must not keep legitimate clients out until
+  // handshake_timeout: the oldest handshake that has lasted a second gives its place.
+  sslstream::server_options o;
+  o.threads = 1;
+  o.max_connections = 20;
+  o.handshake_timeout = 60s;
+  server srv(listener(), make_ssl_server_context(tls_server_options()), echo_lines, o);
+  srv.start();
+  int oldest = half_hello(srv.local_port());
+  ASSERT_GE(oldest, 0);
+  std::this_thread::sleep_for(1200ms);
+  std::vector<int> young;
+  for (int i = 0; i < 19; ++i) young.push_back(half_hello(srv.local_port()));
+  for (int i = 0; i < 500 && srv.stats().active < 20; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(srv.stats().active, 20u);
+
+  auto t0 = std::chrono::steady_clock::now();
+  EXPECT_EQ(echo_client(srv.local_port(), 1, make_ssl_client_context(client_options())), "");
+  EXPECT_LT(ms_since(t0), 1000 + 500) << "the loop looks again every 100 ms; 500 ms slack";
+  EXPECT_EQ(srv.stats().evicted, 1u);
+  // The oldest was closed; the young ones (under a second) are still held.
+  char b;
+  timeval tv{5, 0};
+  ::setsockopt(oldest, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  EXPECT_LE(::recv(oldest, &b, 1, 0), 0);
+  ::close(oldest);
+  for (int fd : young) {
+    ASSERT_GE(fd, 0);
+    EXPECT_EQ(::recv(fd, &b, 1, MSG_DONTWAIT), -1) << "a young handshake was closed";
+    EXPECT_EQ(errno, EAGAIN);
+  }
+
+  // Full of young handshakes only: a new client waits until the oldest has lasted a second.
+  int late_hello = half_hello(srv.local_port());  // takes the echo client's place
+  for (int i = 0; i < 500 && srv.stats().active < 20; ++i) std::this_thread::sleep_for(10ms);
+  auto t1 = std::chrono::steady_clock::now();
+  EXPECT_EQ(echo_client(srv.local_port(), 1, make_ssl_client_context(client_options())), "");
+  EXPECT_EQ(srv.stats().evicted, 2u);
+  for (int fd : young) ::close(fd);
+  ::close(late_hello);
+  EXPECT_LT(ms_since(t1), 1000 + 500);
+  srv.stop();
+}
+
 TEST(Server, APeerThatStopsReadingIsDroppedAtWriteTimeout) {
   constexpr auto limit = 500ms;
   sslstream::server_options o;

@@ -21,7 +21,8 @@
 // blocking, so a client that stalls takes no thread and is dropped at handshake_timeout. A
 // blocking handler then runs on a worker (at most max_workers threads); a coroutine handler
 // runs on its connection's event loop. Past max_connections the server stops accepting (new
-// clients wait in the listen backlog) until a connection ends. A peer that stops reading is
+// clients wait in the listen backlog) until a connection ends, or until its oldest handshake
+// has lasted a second: that one is then closed to take a new client. A peer that stops reading is
 // dropped at write_timeout, an idle one at idle_timeout. Failing to start a thread never wedges
 // or ends the server: it serves with the threads it has and tries again later.
 #pragma once
@@ -61,6 +62,9 @@ struct server_stats {
   std::uint64_t active = 0;     ///< connections open now
   std::uint64_t rejected = 0;   ///< accepts that failed (descriptors exhausted, ...)
   std::uint64_t timed_out = 0;  ///< handshake, idle or write timeouts
+  /// Handshakes closed, when the server was full, to make room for a new client: the oldest
+  /// one, once it has lasted a second (a stalled ClientHello, typically).
+  std::uint64_t evicted = 0;
 };
 
 namespace detail {
