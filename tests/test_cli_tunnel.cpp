@@ -8,8 +8,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <regex>
 #include <sstream>
+#include <thread>
 
 #include "cli_run.hpp"
 #include "loopback.hpp"
@@ -70,6 +72,20 @@ std::string read_to_eof(ssl_stream& s) {
 }
 
 void send(ssl_stream& s, const std::string& text) { s.write_all(std::as_bytes(std::span(text))); }
+
+/// CPU time (user + system) a process has used so far, in ms.
+double cpu_ms(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), {});
+  std::istringstream rest(stat.substr(stat.rfind(')') + 2));  // after "pid (comm) "
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && rest >> field; ++i) {
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) stime = std::stoull(field);
+  }
+  return 1000.0 * static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
 
 }  // namespace
 
@@ -479,4 +495,35 @@ TEST(CliTunnel, KeepOpenForwardDrainsThenCutsBothSides) {
   EXPECT_GE(took, 900);
   EXPECT_LT(took, 1000 + 3000);  // the relay looks every 200 ms; slack for a loaded machine
   EXPECT_EQ(srv.p.wait(20s), 0) << srv.p.output();
+}
+
+TEST(CliTunnel, AClientResetWhileTheBackendStallsDoesNotSpinTheRelay) {
+  // The backend stops reading, so the relay waits for it to take bytes and wants nothing of
+  // the TLS socket; the client then resets. poll() reports a reset socket's POLLERR even when
+  // asked for no events: watched, it would return at once, again and again (100% CPU).
+  backend b("stall");
+  listener srv({"--forward", b.address()});
+  auto c = client(srv.port);
+  ASSERT_TRUE(b.p.wait_for_output("stalled")) << b.p.output();
+  c.set_write_timeout(1500ms);
+  std::string piece(64 * 1024, 'x');
+  std::size_t sent = 0;
+  try {
+    while (sent < (256u << 20)) {  // every buffer on the way fills long before this
+      send(c, piece);
+      sent += piece.size();
+    }
+  } catch (const socket_error&) {  // the write timed out: the whole path is full
+  }
+  ASSERT_LT(sent, 256u << 20) << "the backend never filled up";
+  linger l{1, 0};
+  ::setsockopt(c.native_handle(), SOL_SOCKET, SO_LINGER, &l, sizeof l);
+  { auto gone = std::move(c); }        // closed with unread data and linger 0: a reset
+  std::this_thread::sleep_for(300ms);  // the reset arrives; the relay goes on waiting
+  auto before = cpu_ms(srv.p.pid());
+  std::this_thread::sleep_for(1s);
+  auto used = cpu_ms(srv.p.pid()) - before;
+  EXPECT_LT(used, 150) << "listen used " << used << " ms of CPU in 1 s while waiting";
+  srv.p.kill(SIGTERM);
+  b.p.kill(SIGTERM);
 }

@@ -13,6 +13,8 @@ serves every connection on a thread of its own until killed. MODE:
   source:N      sends N pseudo-random bytes, then closes its side; prints "sent N sha256 HEX"
                 on stdout; reads what comes until EOF
   close-early   reads one line, replies "bye" and closes at once, reading nothing more
+  stall         prints "stalled", then neither reads nor writes nor closes (a backend that
+                stopped reading: its buffers fill)
 """
 import hashlib
 import os
@@ -77,9 +79,14 @@ def close_early(c, peer):
     c.sendall(b"bye\n")
 
 
+def stall(c, peer):
+    print("stalled", flush=True)
+    threading.Event().wait()
+
+
 def main():
     mode = sys.argv[1]
-    handler = {"sink": sink, "close-early": close_early}.get(mode)
+    handler = {"sink": sink, "close-early": close_early, "stall": stall}.get(mode)
     if mode == "http" or mode.startswith("http:"):
         handler = http(float(mode[5:] or 0))
     if mode.startswith("source:"):
