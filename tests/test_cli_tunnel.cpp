@@ -124,7 +124,8 @@ TEST(CliTunnel, BadInputsForEveryNewFlag) {
   }
   // Every new flag is in --help, with an example.
   auto lh = run(cmd({"listen", "--help"}));
-  for (auto text : {"--forward", "--exec", "--max-workers", "listen --cert server.pem --port 443"})
+  for (auto text : {"--forward", "--exec", "--max-workers", "listen --cert server.pem --port 443",
+                    "--accept: 300 when not given"})
     EXPECT_TRUE(says(lh, text)) << text << ": " << lh.output;
   auto ch = run(cmd({"connect", "--help"}));
   for (auto text : {"--accept", "--port-file", "--accept 1143"})

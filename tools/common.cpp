@@ -108,7 +108,9 @@ void add_tls_flags(CLI::App& app, tls_flags& f, bool server) {
   app.add_option("--ciphers", f.ciphers, "OpenSSL cipher list for TLS 1.2");
   app.add_option("--ciphersuites", f.ciphersuites, "TLS 1.3 cipher suites");
   app.add_option("--alpn", f.alpn, "ALPN protocols, comma-separated, most preferred first");
-  app.add_option("--idle-timeout", f.idle_timeout, "drop the connection after S idle seconds")
+  app.add_option("--idle-timeout", f.idle_timeout,
+                 "drop the connection after S idle seconds (--forward, --exec and --accept: 300 "
+                 "when not given)")
       ->check(seconds_value());
   app.add_option("--keylog", f.keylog, "append TLS secrets to FILE (SSLKEYLOGFILE format)");
   app.add_flag("-q,--quiet", f.quiet, "print nothing but errors");
