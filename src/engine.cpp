@@ -4,11 +4,14 @@
 #include <poll.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <array>
+#include <span>
 #include <system_error>
+
+#include "hello_peek.hpp"
 
 namespace sslstream::detail {
 
@@ -315,22 +318,17 @@ void event_loop::on_ready(engine_connection& c) {
   }
 }
 
-// OpenSSL, given part of a record, sets up its whole handshake state at once: 10 KiB for a
+// OpenSSL, given a first record, sets up its whole handshake state at once: 10 KiB for a
 // connection becomes 74 KiB of heap, 48 KiB resident (measured with OpenSSL 3.0). So a client
-// that stalls inside its first record costs only the stream until that record is complete. The
-// wait is edge-triggered: level-triggered, the bytes already there would wake us at once, again
-// and again; edge-triggered, only new bytes do.
+// that stalls before its ClientHello is whole costs only the stream until it is (see
+// hello_peek.hpp). The wait is edge-triggered: level-triggered, the bytes already there would
+// wake us at once, again and again; edge-triggered, only new bytes do.
 bool event_loop::first_record_complete(engine_connection& c) {
   int fd = c.stream.native_handle();
-  unsigned char header[5] = {};
-  auto got = ::recv(fd, header, sizeof header, MSG_PEEK | MSG_DONTWAIT);
-  int queued = 0;
-  bool complete = true;  // anything unexpected: let the handshake see it (and fail)
-  if (got >= 0 && got < 5 && got != 0 && header[0] == 0x16) complete = false;
-  int length = got == 5 ? (header[3] << 8) | header[4] : 0;
-  // (A length past the largest record is OpenSSL's to reject, at once.)
-  if (got == 5 && header[0] == 0x16 && length <= 16384 + 256 && ::ioctl(fd, FIONREAD, &queued) == 0)
-    complete = queued >= 5 + length;
+  std::array<unsigned char, hello_peek_size> head;
+  auto got = ::recv(fd, head.data(), head.size(), MSG_PEEK | MSG_DONTWAIT);
+  bool complete = true;  // an error or the peer's end: let the handshake see it (and fail)
+  if (got > 0) complete = client_hello_whole(std::span(head).first(static_cast<std::size_t>(got)));
   if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) complete = false;
   if (!complete) {  // a peer that has closed will send no more: the handshake fails at once
     pollfd p{fd, POLLRDHUP, 0};
