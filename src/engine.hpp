@@ -28,7 +28,7 @@ struct engine_connection {
   enum class phase { handshake, coroutine, worker } state = phase::handshake;
   clock::time_point deadline = clock::time_point::max();
   bool registered = false;     // in the loop's epoll set
-  bool hello_started = false;  // the first try_handshake ran (a whole first record had come)
+  bool hello_started = false;  // the first try_handshake ran (the whole ClientHello had come)
   clock::time_point accepted_at = clock::now();
   std::list<engine_connection*>::iterator in_handshake;  // its place in the loop's handshakes_
   async_op_base* pending = nullptr;

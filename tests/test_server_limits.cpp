@@ -171,7 +171,7 @@ TEST(ServerLimits, TenThousandHalfSentHellosTakeNoThreadAndAreDroppedAtHandshake
   double per_conn =
       static_cast<double>(rss1 - std::min(rss1, rss0)) * 1024.0 / static_cast<double>(thousands);
   // A stalled handshake holds its stream (OpenSSL's SSL at SSL_new: 8.5 KiB) and the socket;
-  // the engine starts the handshake only once the first record is whole. Before it did: a
+  // the engine starts the handshake only once the ClientHello is whole. Before it did: a
   // partial record made OpenSSL set up its whole handshake state, 47.5 KiB resident each.
   if (!sanitized) {
     EXPECT_LE(per_conn, 16.0 * 1024) << "bytes of resident memory per stalled handshake";
@@ -209,7 +209,7 @@ TEST(ServerLimits, TenThousandHalfSentHellosTakeNoThreadAndAreDroppedAtHandshake
 }
 
 TEST(ServerLimits, AClientHelloArrivingByteByByteIsServed) {
-  // The engine waits for the first record to be whole before it starts the handshake: a
+  // The engine waits for the ClientHello to be whole before it starts the handshake: a
   // record that comes in 1-byte pieces, each a wake-up of its own, still gets there.
   sslstream::server_options o;
   o.threads = 1;
