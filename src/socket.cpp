@@ -74,11 +74,13 @@ std::size_t socket_read(int fd, std::span<std::byte> out, const deadline& until)
   }
 }
 
-void socket_write(int fd, std::span<const std::byte> in, const deadline& until) {
+void socket_write(int fd, std::span<const std::byte> in, deadline until,
+                  std::chrono::milliseconds restart) {
   while (!in.empty()) {
     auto n = ::send(fd, in.data(), in.size(), MSG_NOSIGNAL);  // no SIGPIPE, per call
     if (n >= 0) {
       in = in.subspan(static_cast<std::size_t>(n));
+      if (n > 0 && restart.count() > 0) until = deadline_after(restart);  // the peer reads
     } else if (errno == EAGAIN || errno == EWOULDBLOCK) {
       wait_for(fd, POLLOUT, until, "write");
     } else if (errno != EINTR) {
@@ -100,7 +102,7 @@ void socket_impl::write_all(std::span<const std::byte> in) {
   if (!parts.fd) throw std::logic_error("sslstream: write on a closed socket_stream");
   if (output_shut) throw std::logic_error("sslstream: write after shutdown(direction::output)");
   try {
-    socket_write(parts.fd.get(), in, deadline_after(parts.write_timeout));
+    socket_write(parts.fd.get(), in, deadline_after(parts.write_timeout), parts.write_timeout);
   } catch (const socket_error&) {
     if (gate.closing()) io_gate::throw_closed();  // woken by close(), not a peer's reset
     throw;

@@ -39,7 +39,10 @@ struct connection_parts {
 
 /// recv/send on a non-blocking descriptor, waiting with poll up to the timeout.
 std::size_t socket_read(int fd, std::span<std::byte> out, const deadline& until);
-void socket_write(int fd, std::span<const std::byte> in, const deadline& until);
+/// Writes all of `in` by `until`; with `restart`, the deadline moves to `restart` from now
+/// whenever bytes go out (a write limit for a peer that stops reading, not a slow one).
+void socket_write(int fd, std::span<const std::byte> in, deadline until,
+                  std::chrono::milliseconds restart = {});
 
 struct addrinfo_deleter {
   void operator()(addrinfo* a) const noexcept { freeaddrinfo(a); }

@@ -640,10 +640,13 @@ void tls_impl::write_all(std::span<const std::byte> in) {
   auto pass = gate.enter();
   if (!parts.fd) throw std::logic_error("sslstream: write on a closed ssl_stream");
   if (output_shut) throw std::logic_error("sslstream: write after shutdown(direction::output)");
-  write_until(in, deadline_after(parts.write_timeout));
+  // The write timeout is for a peer that stops reading: each record that goes out restarts
+  // it, so a slow but steady reader gets a large write whole.
+  write_until(in, deadline_after(parts.write_timeout), parts.write_timeout);
 }
 
-void tls_impl::write_until(std::span<const std::byte> in, const deadline& until) {
+void tls_impl::write_until(std::span<const std::byte> in, deadline until,
+                           std::chrono::milliseconds restart) {
   handshake();
   // One record per SSL_write_ex, each sent with MSG_MORE but the last: the kernel then packs
   // a large write into full-sized segments, so the reader wakes and recv()s once per several
@@ -662,6 +665,7 @@ void tls_impl::write_until(std::span<const std::byte> in, const deadline& until)
         until, op_kind::write);
     if (done == 0) throw std::logic_error("sslstream: TLS write made no progress");
     in = in.subspan(done);
+    if (restart.count() > 0) until = deadline_after(restart);
   }
 }
 

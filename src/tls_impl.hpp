@@ -32,7 +32,9 @@ class tls_impl final : public transport {
                                                 std::span<const std::byte> context,
                                                 std::size_t length);
   void write_all(std::span<const std::byte> in) override;
-  void write_until(std::span<const std::byte> in, const deadline& until);
+  /// With `restart`, the deadline moves to `restart` from now whenever a record goes out.
+  void write_until(std::span<const std::byte> in, deadline until,
+                   std::chrono::milliseconds restart = {});
 
   bool input_pending();
   void handshake();

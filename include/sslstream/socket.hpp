@@ -102,8 +102,9 @@ class socket_stream : public duplex_iostream {
   bool is_open() const noexcept;
   /// Limit for each read and write (and for close's flush); 0 = wait without limit. Both
   /// directions; set_read_timeout / set_write_timeout set one. A read that timed out consumed
-  /// nothing: read again (after clear() when it came through `>>`). A write that timed out
-  /// may have sent part of its bytes.
+  /// nothing: read again (after clear() when it came through `>>`). A write times out when
+  /// the peer has taken none of its bytes for the write limit (it restarts whenever bytes go
+  /// out: a slow but steady reader is never cut off); it may have sent part of its bytes.
   void set_timeout(std::chrono::milliseconds t);
   void set_read_timeout(std::chrono::milliseconds t);
   void set_write_timeout(std::chrono::milliseconds t);

@@ -84,10 +84,11 @@ class ssl_stream : public duplex_iostream {
   void close();
   bool is_open() const noexcept;
   /// Both directions; set_read_timeout / set_write_timeout set one. A read that timed out
-  /// consumed nothing and may be retried (after clear() when it came through `>>`); a write or
-  /// handshake that timed out may have sent part of a record, so it sticks: the stream is
-  /// broken. The handshake waits as a read does, and is bounded as a whole by
-  /// ssl_options::handshake_timeout.
+  /// consumed nothing and may be retried (after clear() when it came through `>>`). A write
+  /// times out when the peer has taken nothing for the write limit (it restarts whenever a
+  /// record goes out: a slow but steady reader is never cut off). A write or handshake that
+  /// timed out may have sent part of a record, so it sticks: the stream is broken. The handshake
+  /// waits as a read does, and is bounded as a whole by ssl_options::handshake_timeout.
   void set_timeout(std::chrono::milliseconds t);
   void set_read_timeout(std::chrono::milliseconds t);
   void set_write_timeout(std::chrono::milliseconds t);
