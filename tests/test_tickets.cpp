@@ -3,13 +3,17 @@
 // that share a key file resume each other's sessions, a key taken out of the file stops
 // resuming, keys without a file rotate by themselves, and a staple reaches the clients that
 // ask for one (openssl s_client -status) and no other.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -236,6 +240,60 @@ TEST(TicketKeys, BadKeyFilesAndLifetimesAreConfigErrors) {
     o.ticket_lifetime = lifetime;
     fails(o, errc::bad_option, "ticket_lifetime must lie between 1 s and 7 days");
   }
+}
+
+// A ticket key file is a secret, refused as OpenSSH refuses a private key: anyone who can read
+// it decrypts recorded TLS 1.2 sessions and forges resumptions, and anyone who can write it or
+// replace a link chooses the keys. The checks are on the opened file, not its path.
+TEST(TicketKeys, KeyFilesOthersCouldReadOrReplaceAreRefused) {
+  temp_dir dir("tickets-unsafe");
+  auto fails = [](const std::string& file, const std::string& says) {
+    auto e = expect_throw<config_error>([&] { make_ssl_server_context(server_with_keys(file)); });
+    EXPECT_EQ(e.code(), make_error_code(errc::bad_file)) << e.what();
+    EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("ssl_options::ticket_key_file"), std::string::npos)
+        << e.what();
+    return std::string(e.what());
+  };
+  std::string key = dir / "ticket.key";
+  write(key, random_keys(1));  // 0600
+  EXPECT_NO_THROW(make_ssl_server_context(server_with_keys(key)));
+  for (auto mode : {0640, 0620, 0604, 0602, 0660, 0644, 0700 | 0004}) {
+    char octal[8];
+    std::snprintf(octal, sizeof octal, "%04o", mode);
+    SCOPED_TRACE(octal);
+    fs::permissions(key, static_cast<fs::perms>(mode));
+    auto m = fails(key, std::string("its mode ") + octal + " lets group or others read or write");
+    EXPECT_NE(m.find("chmod 600 '" + key + "'"), std::string::npos) << m;
+  }
+  fs::permissions(key, fs::perms::owner_read);  // 0400: still its owner's only
+  EXPECT_NO_THROW(make_ssl_server_context(server_with_keys(key)));
+  fs::permissions(key, fs::perms::owner_read | fs::perms::owner_write);
+
+  fs::create_symlink(key, dir / "link.key");  // to a file that is fine itself
+  fails(dir / "link.key", "it is a symbolic link");
+  fails("/dev/null", "it is not a regular file");
+  // A FIFO: without O_NONBLOCK the open would wait for a writer. If it does, a writer that
+  // closes at once ends the wait, so that the test fails rather than hangs.
+  std::string fifo = dir / "fifo.key";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto attempt = std::async(std::launch::async, [&] {
+    try {
+      make_ssl_server_context(server_with_keys(fifo));
+    } catch (const config_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  });
+  if (attempt.wait_for(20s) != std::future_status::ready) {
+    ADD_FAILURE() << "opening a FIFO as the ticket key file waited for a writer";
+    for (int i = 0; i < 100 && attempt.wait_for(100ms) != std::future_status::ready; ++i) {
+      int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);  // ENXIO until the reader waits
+      if (w >= 0) ::close(w);
+    }
+  }
+  auto m = attempt.get();
+  EXPECT_NE(m.find("it is not a regular file"), std::string::npos) << m;
 }
 
 // ---- OCSP stapling ---------------------------------------------------------------------
@@ -500,6 +558,15 @@ TEST(CliTickets, BadTicketKeyAndOcspFilesSayWhatIsWrong) {
   r = run(listen_args({"--ticket-keys", dir / "short.key"}), "", 30s);
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_TRUE(says(r, "has 48 bytes: not a multiple of 80")) << r.output;
+
+  // A key file others can read is refused, saying how to make it private.
+  write(dir / "shared.key", random_keys(1));
+  fs::permissions(dir / "shared.key", fs::perms::group_read, fs::perm_options::add);
+  r = run(listen_args({"--ticket-keys", dir / "shared.key"}), "", 30s);
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_TRUE(says(r, "(--ticket-keys)")) << r.output;
+  EXPECT_TRUE(says(r, "its mode 0640 lets group or others read or write it")) << r.output;
+  EXPECT_TRUE(says(r, "chmod 600")) << r.output;
 
   r = run(listen_args({"--ocsp", dir / "none.der"}), "", 30s);
   EXPECT_EQ(r.status, 2) << r.output;

@@ -155,7 +155,10 @@ struct ssl_options {
   /// others' sessions (a fleet behind one name). It holds one or more 80-byte keys, newest
   /// first, each a 16-byte name, a 32-byte HMAC-SHA256 key and a 32-byte AES-256-CBC key
   /// (nginx's ssl_session_ticket_key format): make one with `openssl rand 80 > ticket.key`
-  /// (mode 0600: anyone with it can decrypt recorded TLS 1.2 sessions and forge resumptions).
+  /// (mode 0600: anyone with it can decrypt recorded TLS 1.2 sessions and forge resumptions),
+  /// e.g. `(umask 077; openssl rand 80 > ticket.key)`. As OpenSSH refuses a private key, a
+  /// file that is a symbolic link, not a regular file, or readable or writable by group or
+  /// others (mode & 077) is a config_error (checked on the opened file).
   /// It is read when the context is built: the first key encrypts new tickets, every key
   /// decrypts, and a ticket of an older key is replaced by one of the newest. To rotate, put a
   /// new key in front, rebuild the contexts of every server (reload), and later drop the last
