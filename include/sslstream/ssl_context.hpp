@@ -177,8 +177,10 @@ struct ssl_options {
   /// -status` or a browser sends), and to no other. Read when the context is built, so a
   /// reload (a new context) staples the file's new contents: fetch a fresh response before
   /// the old one's nextUpdate (e.g. `openssl ocsp -issuer ca.pem -cert server.pem -url URL
-  /// -respout response.der`) and reload. A file that is unreadable, not a DER OCSP response,
-  /// not successful, about another certificate, not "good" or out of date is a config_error.
+  /// -respout response.der`) and reload: past its nextUpdate the response is no longer
+  /// stapled. A file that is unreadable, not a DER OCSP response, not successful, about another
+  /// certificate (by its whole CertID: serial number, issuer name hash and, when the issuer is
+  /// in the chain or ca_file, issuer key hash), not "good" or out of date is a config_error.
   std::string ocsp_response_file;
   /// Client: ask the server to staple its OCSP response (the status_request extension);
   /// ssl_stream::ocsp_status() then reports it. Off by default: the response costs the server
