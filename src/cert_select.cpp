@@ -37,7 +37,15 @@ std::set<std::string> alt_names(X509* leaf) {
   return out;
 }
 
-/// The SNI host name of the ClientHello being processed, lower-cased; empty when there is none
+/// A host name as names in certificates are written: lower-case (DNS names ignore case, RFC
+/// 4343), without the trailing dot of a fully qualified name ("example.com." is "example.com",
+/// and certificates never carry the dot, RFC 6125 §6.4.1).
+std::string normalized_host(std::string name) {
+  if (!name.empty() && name.back() == '.') name.pop_back();
+  return lower(std::move(name));
+}
+
+/// The SNI host name of the ClientHello being processed, normalized; empty when there is none
 /// or it is malformed (OpenSSL rejects the latter itself a moment later).
 std::string client_hello_server_name(SSL* ssl) {
   const unsigned char* p = nullptr;
@@ -50,7 +58,7 @@ std::string client_hello_server_name(SSL* ssl) {
     std::size_t n = static_cast<std::size_t>(p[i + 1]) << 8 | p[i + 2];
     if (i + 3 + n > len) return {};
     if (p[i] == TLSEXT_NAMETYPE_host_name)
-      return lower(std::string(reinterpret_cast<const char*>(p + i + 3), n));
+      return normalized_host(std::string(reinterpret_cast<const char*>(p + i + 3), n));
     i += 3 + n;
   }
   return {};

@@ -6,10 +6,17 @@
 
 namespace sslstream::detail {
 
-/// The bytes of `path`; throws config_error (bad_file) naming `what` (e.g. "session ticket key")
-/// and `option` (e.g. "ssl_options::ticket_key_file") when it is missing, a directory or
+/// The bytes of `path`; throws config_error (bad_file) naming `what` (e.g. "OCSP response")
+/// and `option` (e.g. "ssl_options::ocsp_response_file") when it is missing, a directory or
 /// unreadable, followed by `hint` (what the file should hold and how to make one).
 std::string read_config_file(const std::string& path, const char* what, const char* option,
+                             const char* hint = "");
+
+/// The same for a file of secrets (e.g. session ticket keys), refused as OpenSSH refuses a
+/// private key: when `path` is a symbolic link, not a regular file, or readable or writable by
+/// group or others (mode & 077). The checks are made on the opened descriptor, so the file
+/// cannot be swapped between check and read.
+std::string read_secret_file(const std::string& path, const char* what, const char* option,
                              const char* hint = "");
 
 }  // namespace sslstream::detail

@@ -407,8 +407,11 @@ void install_tickets_and_staple(SSL_CTX* ctx, context_state& st) {
                    : detail::ticket_keys::from_file(st.options.ticket_key_file);
   detail::ticket_keys::install(ctx, lifetime);
   if (!st.options.ocsp_response_file.empty()) {
-    st.ocsp = detail::ocsp_staple::from_file(st.options.ocsp_response_file,
-                                             SSL_CTX_get0_certificate(ctx));
+    STACK_OF(X509)* chain = nullptr;
+    SSL_CTX_get0_chain_certs(ctx, &chain);
+    st.ocsp =
+        detail::ocsp_staple::from_file(st.options.ocsp_response_file, SSL_CTX_get0_certificate(ctx),
+                                       chain, SSL_CTX_get_cert_store(ctx));
     detail::ocsp_staple::install(ctx);
   }
 }

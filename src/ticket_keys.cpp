@@ -19,8 +19,8 @@ namespace {
 
 constexpr const char* how_to_make =
     " (a ticket key file holds one or more 80-byte keys, newest first: make one with "
-    "`openssl rand 80 > ticket.key`, and rotate by putting a new key in front of the old "
-    "ones)";
+    "`(umask 077; openssl rand 80 > ticket.key)`, its owner's only, and rotate by putting a "
+    "new key in front of the old ones)";
 
 int ticket_cb(SSL* ssl, unsigned char name[16], unsigned char iv[EVP_MAX_IV_LENGTH],
               EVP_CIPHER_CTX* cipher, EVP_MAC_CTX* mac, int enc) {
@@ -46,7 +46,7 @@ ticket_keys::~ticket_keys() {
 
 std::shared_ptr<ticket_keys> ticket_keys::from_file(const std::string& path) {
   std::string bytes =
-      read_config_file(path, "session ticket key", "ssl_options::ticket_key_file", how_to_make);
+      read_secret_file(path, "session ticket key", "ssl_options::ticket_key_file", how_to_make);
   std::shared_ptr<ticket_keys> k(new ticket_keys());
   const bool whole = bytes.size() % key_size == 0;
   if (bytes.empty() || !whole) {

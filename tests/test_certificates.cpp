@@ -164,6 +164,20 @@ TEST_P(Certificates, SClientGetsTheCertificateItsNameMatches) {
   EXPECT_EQ(s_client(ctx, {"-noservername"}).cn, "default-ec");
 }
 
+// A fully qualified name ends in a dot ("example.com."), which certificates never carry: it is
+// the same name, exact or under a wildcard, in any case — not an unknown one that gets the
+// default certificate. One dot only: "a.example.com.." names nothing.
+TEST_P(Certificates, SClientWithATrailingDotGetsTheSameCertificate) {
+  auto ctx = make_ssl_server_context(many_certificates(version()));
+  EXPECT_EQ(s_client(ctx, {"-servername", "a.example.com."}).cn, "exact");
+  EXPECT_EQ(s_client(ctx, {"-servername", "A.Example.COM."}).cn, "exact");
+  EXPECT_EQ(s_client(ctx, {"-servername", "b.example.com."}).cn, "wildcard");
+  EXPECT_EQ(s_client(ctx, {"-servername", "dual.example."}).cn, "dual-ec");
+  EXPECT_EQ(s_client(ctx, {"-servername", "a.example.com.."}).cn, "default-ec");
+  EXPECT_EQ(s_client(ctx, {"-servername", "x.a.example.com."}).cn, "default-ec");
+  EXPECT_EQ(s_client(ctx, {"-servername", "."}).cn, "default-ec");
+}
+
 TEST_P(Certificates, SClientGetsTheKeyTypeItCanVerify) {
   auto ctx = make_ssl_server_context(many_certificates(version()));
   // ECDSA is preferred when the client can verify both, though RSA is listed first.

@@ -3,13 +3,17 @@
 // that share a key file resume each other's sessions, a key taken out of the file stops
 // resuming, keys without a file rotate by themselves, and a staple reaches the clients that
 // ask for one (openssl s_client -status) and no other.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <openssl/ocsp.h>
 #include <openssl/pem.h>
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <cstdio>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -238,6 +242,60 @@ TEST(TicketKeys, BadKeyFilesAndLifetimesAreConfigErrors) {
   }
 }
 
+// A ticket key file is a secret, refused as OpenSSH refuses a private key: anyone who can read
+// it decrypts recorded TLS 1.2 sessions and forges resumptions, and anyone who can write it or
+// replace a link chooses the keys. The checks are on the opened file, not its path.
+TEST(TicketKeys, KeyFilesOthersCouldReadOrReplaceAreRefused) {
+  temp_dir dir("tickets-unsafe");
+  auto fails = [](const std::string& file, const std::string& says) {
+    auto e = expect_throw<config_error>([&] { make_ssl_server_context(server_with_keys(file)); });
+    EXPECT_EQ(e.code(), make_error_code(errc::bad_file)) << e.what();
+    EXPECT_NE(std::string(e.what()).find(says), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("ssl_options::ticket_key_file"), std::string::npos)
+        << e.what();
+    return std::string(e.what());
+  };
+  std::string key = dir / "ticket.key";
+  write(key, random_keys(1));  // 0600
+  EXPECT_NO_THROW(make_ssl_server_context(server_with_keys(key)));
+  for (auto mode : {0640, 0620, 0604, 0602, 0660, 0644, 0700 | 0004}) {
+    char octal[8];
+    std::snprintf(octal, sizeof octal, "%04o", mode);
+    SCOPED_TRACE(octal);
+    fs::permissions(key, static_cast<fs::perms>(mode));
+    auto m = fails(key, std::string("its mode ") + octal + " lets group or others read or write");
+    EXPECT_NE(m.find("chmod 600 '" + key + "'"), std::string::npos) << m;
+  }
+  fs::permissions(key, fs::perms::owner_read);  // 0400: still its owner's only
+  EXPECT_NO_THROW(make_ssl_server_context(server_with_keys(key)));
+  fs::permissions(key, fs::perms::owner_read | fs::perms::owner_write);
+
+  fs::create_symlink(key, dir / "link.key");  // to a file that is fine itself
+  fails(dir / "link.key", "it is a symbolic link");
+  fails("/dev/null", "it is not a regular file");
+  // A FIFO: without O_NONBLOCK the open would wait for a writer. If it does, a writer that
+  // closes at once ends the wait, so that the test fails rather than hangs.
+  std::string fifo = dir / "fifo.key";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  auto attempt = std::async(std::launch::async, [&] {
+    try {
+      make_ssl_server_context(server_with_keys(fifo));
+    } catch (const config_error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  });
+  if (attempt.wait_for(20s) != std::future_status::ready) {
+    ADD_FAILURE() << "opening a FIFO as the ticket key file waited for a writer";
+    for (int i = 0; i < 100 && attempt.wait_for(100ms) != std::future_status::ready; ++i) {
+      int w = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);  // ENXIO until the reader waits
+      if (w >= 0) ::close(w);
+    }
+  }
+  auto m = attempt.get();
+  EXPECT_NE(m.find("it is not a regular file"), std::string::npos) << m;
+}
+
 // ---- OCSP stapling ---------------------------------------------------------------------
 
 namespace {
@@ -277,34 +335,50 @@ std::string make_ocsp_response(const temp_dir& dir, const std::string& leaf) {
   return out;
 }
 
-/// A response the openssl command cannot make: signed by the CA, "good", but with its
-/// nextUpdate a day in the past; or, with `status`, an unsuccessful one (tryLater, ...).
-std::string craft_ocsp_response(const temp_dir& dir, int status = OCSP_RESPONSE_STATUS_SUCCESSFUL) {
-  auto ca = load_certificate("ca");
-  owned<BIO, BIO_free> key_file(BIO_new_file(cert("ca.key").c_str(), "r"));
-  owned<EVP_PKEY, EVP_PKEY_free> ca_key(
-      PEM_read_bio_PrivateKey(key_file.get(), nullptr, nullptr, nullptr));
-  auto leaf = load_certificate("server-rsa");
-  owned<OCSP_RESPONSE, OCSP_RESPONSE_free> resp;
-  if (status == OCSP_RESPONSE_STATUS_SUCCESSFUL) {
-    owned<OCSP_BASICRESP, OCSP_BASICRESP_free> basic(OCSP_BASICRESP_new());
-    owned<ASN1_TIME, ASN1_TIME_free> this_update(X509_gmtime_adj(nullptr, -3 * 86400));
-    owned<ASN1_TIME, ASN1_TIME_free> next_update(X509_gmtime_adj(nullptr, -86400));
-    OCSP_CERTID* id = OCSP_cert_to_id(nullptr, leaf.get(), ca.get());  // copied into basic
-    OCSP_basic_add1_status(basic.get(), id, V_OCSP_CERTSTATUS_GOOD, 0, nullptr, this_update.get(),
-                           next_update.get());
-    OCSP_CERTID_free(id);
-    OCSP_basic_sign(basic.get(), ca.get(), ca_key.get(), EVP_sha256(), nullptr, 0);
-    resp.reset(OCSP_response_create(status, basic.get()));
-  } else {
-    resp.reset(OCSP_response_create(status, nullptr));
-  }
+owned<EVP_PKEY, EVP_PKEY_free> load_key(const std::string& name) {
+  owned<BIO, BIO_free> b(BIO_new_file(cert(name).c_str(), "r"));
+  return owned<EVP_PKEY, EVP_PKEY_free>(
+      PEM_read_bio_PrivateKey(b.get(), nullptr, nullptr, nullptr));
+}
+
+/// Writes `resp` to `dir`/`name` (DER) and returns the file's path.
+std::string save(const temp_dir& dir, const std::string& name, OCSP_RESPONSE* resp) {
   unsigned char* der = nullptr;
-  int len = i2d_OCSP_RESPONSE(resp.get(), &der);
-  std::string out = dir / ("crafted-" + std::to_string(status) + ".der");
+  int len = i2d_OCSP_RESPONSE(resp, &der);
+  std::string out = dir / name;
   write(out, std::string(reinterpret_cast<char*>(der), static_cast<std::size_t>(len)));
   OPENSSL_free(der);
   return out;
+}
+
+/// A response the openssl command cannot make: signed by the CA, "good" for the CertID `id`
+/// (server-rsa's, made by the test CA, when null), from three days ago until `next_update`.
+std::string craft_good_response(const temp_dir& dir, const std::string& name,
+                                std::time_t next_update, OCSP_CERTID* id = nullptr) {
+  auto ca = load_certificate("ca");
+  auto ca_key = load_key("ca.key");
+  auto leaf = load_certificate("server-rsa");
+  owned<OCSP_CERTID, OCSP_CERTID_free> own(id ? id
+                                              : OCSP_cert_to_id(nullptr, leaf.get(), ca.get()));
+  owned<OCSP_BASICRESP, OCSP_BASICRESP_free> basic(OCSP_BASICRESP_new());
+  owned<ASN1_TIME, ASN1_TIME_free> this_update(X509_gmtime_adj(nullptr, -3 * 86400));
+  owned<ASN1_GENERALIZEDTIME, ASN1_GENERALIZEDTIME_free> next(
+      ASN1_GENERALIZEDTIME_set(nullptr, next_update));
+  OCSP_basic_add1_status(basic.get(), own.get(), V_OCSP_CERTSTATUS_GOOD, 0, nullptr,
+                         this_update.get(), next.get());  // copies the CertID
+  OCSP_basic_sign(basic.get(), ca.get(), ca_key.get(), EVP_sha256(), nullptr, 0);
+  owned<OCSP_RESPONSE, OCSP_RESPONSE_free> resp(
+      OCSP_response_create(OCSP_RESPONSE_STATUS_SUCCESSFUL, basic.get()));
+  return save(dir, name, resp.get());
+}
+
+/// A "good" response whose nextUpdate was a day ago; or, with `status`, an unsuccessful one
+/// (tryLater, ...).
+std::string craft_ocsp_response(const temp_dir& dir, int status = OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+  if (status == OCSP_RESPONSE_STATUS_SUCCESSFUL)
+    return craft_good_response(dir, "crafted-stale.der", std::time(nullptr) - 86400);
+  owned<OCSP_RESPONSE, OCSP_RESPONSE_free> resp(OCSP_response_create(status, nullptr));
+  return save(dir, "crafted-" + std::to_string(status) + ".der", resp.get());
 }
 
 /// What `openssl s_client` (with `flags`) prints about one connection to `server`.
@@ -436,6 +510,77 @@ TEST(Ocsp, BadResponseFilesAreConfigErrors) {
   fails(server_with_ocsp(craft_ocsp_response(dir)), "is out of date");
 }
 
+// A serial number is unique per issuer only: a response is about the server's certificate when
+// its whole CertID is (RFC 6960 §4.1.1): the hashes of the issuer's name and, when the issuer
+// is in the chain (or trusted), of its key.
+TEST(Ocsp, AResponseForTheSameSerialFromAnotherIssuerIsRefused) {
+  temp_dir dir("ocsp-certid");
+  auto ca = load_certificate("ca");
+  auto other = load_certificate("other-ca");
+  auto leaf = load_certificate("server-rsa");
+  const std::time_t tomorrow = std::time(nullptr) + 86400;
+  auto with_chain = [](ssl_options o) {
+    o.other_certificates = {cert("ca.pem")};
+    return o;
+  };
+  auto refused = [](const ssl_options& o) {
+    auto e = expect_throw<config_error>([&] { make_ssl_server_context(o); });
+    EXPECT_EQ(e.code(), make_error_code(errc::bad_file)) << e.what();
+    EXPECT_NE(std::string(e.what()).find("is not about the server's certificate"),
+              std::string::npos)
+        << e.what();
+  };
+  // Another CA's certificate with the same serial number: name and key differ.
+  std::string other_issuer = craft_good_response(
+      dir, "other-issuer.der", tomorrow,
+      OCSP_cert_id_new(EVP_sha1(), X509_get_subject_name(other.get()),
+                       X509_get0_pubkey_bitstr(other.get()), X509_get0_serialNumber(leaf.get())));
+  refused(server_with_ocsp(other_issuer));
+  refused(with_chain(server_with_ocsp(other_issuer)));
+  // A CA of the same name with another key: only the issuer's certificate tells them apart.
+  std::string other_key = craft_good_response(
+      dir, "other-key.der", tomorrow,
+      OCSP_cert_id_new(EVP_sha1(), X509_get_subject_name(ca.get()),
+                       X509_get0_pubkey_bitstr(other.get()), X509_get0_serialNumber(leaf.get())));
+  refused(with_chain(server_with_ocsp(other_key)));
+  auto trusting_ca = server_with_ocsp(other_key);
+  trusting_ca.ca_file = cert("ca.pem");
+  refused(trusting_ca);
+  // The real CertID, as the responder makes it (SHA-1) or with SHA-256, is accepted either way.
+  EXPECT_NO_THROW(
+      make_ssl_server_context(with_chain(server_with_ocsp(make_ocsp_response(dir, "server-rsa")))));
+  std::string sha256 = craft_good_response(dir, "sha256.der", tomorrow,
+                                           OCSP_cert_to_id(EVP_sha256(), leaf.get(), ca.get()));
+  EXPECT_NO_THROW(make_ssl_server_context(with_chain(server_with_ocsp(sha256))));
+  EXPECT_NO_THROW(make_ssl_server_context(server_with_ocsp(sha256)));
+}
+
+// A context lives until it is reloaded, which may be after the response's nextUpdate: from
+// then on the response is stale, and a client that asks gets no staple rather than that one.
+TEST(Ocsp, NotStapledOnceItsNextUpdateHasPassed) {
+  temp_dir dir("ocsp-expiry");
+  const std::time_t next_update = std::time(nullptr) + 5;
+  auto ctx =
+      make_ssl_server_context(server_with_ocsp(craft_good_response(dir, "short.der", next_update)));
+  auto before = s_client_to(ctx, {"-tls1_3", "-status"});
+  // Stapled while current; the context was made in time, but this handshake may not be.
+  if (std::time(nullptr) < next_update) {
+    EXPECT_NE(before.find("Cert Status: good"), std::string::npos) << before;
+  }
+  std::this_thread::sleep_until(std::chrono::system_clock::from_time_t(next_update) + 1s);
+  ASSERT_GE(std::time(nullptr), next_update);
+  for (const char* v : {"-tls1_3", "-tls1_2"}) {
+    SCOPED_TRACE(v);
+    auto after = s_client_to(ctx, {v, "-status"});
+    EXPECT_NE(after.find("OCSP response: no response sent"), std::string::npos) << after;
+    EXPECT_EQ(after.find("Cert Status"), std::string::npos) << after;
+  }
+  // A new context refuses it, as it refuses any response past its nextUpdate.
+  auto e = expect_throw<config_error>(
+      [&] { make_ssl_server_context(server_with_ocsp(dir / "short.der")); });
+  EXPECT_NE(std::string(e.what()).find("is out of date"), std::string::npos) << e.what();
+}
+
 // ---- The command line: sslstream listen --ticket-keys / --ocsp ---------------------------
 
 namespace {
@@ -500,6 +645,15 @@ TEST(CliTickets, BadTicketKeyAndOcspFilesSayWhatIsWrong) {
   r = run(listen_args({"--ticket-keys", dir / "short.key"}), "", 30s);
   EXPECT_EQ(r.status, 2) << r.output;
   EXPECT_TRUE(says(r, "has 48 bytes: not a multiple of 80")) << r.output;
+
+  // A key file others can read is refused, saying how to make it private.
+  write(dir / "shared.key", random_keys(1));
+  fs::permissions(dir / "shared.key", fs::perms::group_read, fs::perm_options::add);
+  r = run(listen_args({"--ticket-keys", dir / "shared.key"}), "", 30s);
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_TRUE(says(r, "(--ticket-keys)")) << r.output;
+  EXPECT_TRUE(says(r, "its mode 0640 lets group or others read or write it")) << r.output;
+  EXPECT_TRUE(says(r, "chmod 600")) << r.output;
 
   r = run(listen_args({"--ocsp", dir / "none.der"}), "", 30s);
   EXPECT_EQ(r.status, 2) << r.output;

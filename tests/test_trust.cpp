@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <openssl/ssl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -240,6 +241,7 @@ TEST(Trust, AServerVerifyingClientsMustBeToldWhichCasToTrust) {
 TEST(Trust, ASessionNeverResumesUnderDifferentClientRequirements) {
   const std::string keys = "/tmp/sslstream-trust-keys-" + std::to_string(::getpid());
   std::ofstream(keys, std::ios::binary) << std::string(80, '\7');
+  ::chmod(keys.c_str(), 0600);  // a ticket key file others can read is refused
   auto make_server = [&](bool require) {
     auto o = tls_server_options();
     o.ticket_key_file = keys;

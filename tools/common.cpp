@@ -118,7 +118,8 @@ void add_tls_flags(CLI::App& app, tls_flags& f, bool server) {
   if (server) {
     app.add_option("--ticket-keys", f.ticket_keys,
                    "session ticket keys shared by several servers, so each resumes the others' "
-                   "sessions: 80-byte keys, newest first (make one: openssl rand 80 > FILE)")
+                   "sessions: 80-byte keys, newest first, its owner's only (make one: umask "
+                   "077; openssl rand 80 > FILE)")
         ->option_text("FILE");
     app.add_option("--ocsp", f.ocsp,
                    "staple this DER OCSP response of --cert to clients that ask for it")

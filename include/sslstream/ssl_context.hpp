@@ -155,7 +155,10 @@ struct ssl_options {
   /// others' sessions (a fleet behind one name). It holds one or more 80-byte keys, newest
   /// first, each a 16-byte name, a 32-byte HMAC-SHA256 key and a 32-byte AES-256-CBC key
   /// (nginx's ssl_session_ticket_key format): make one with `openssl rand 80 > ticket.key`
-  /// (mode 0600: anyone with it can decrypt recorded TLS 1.2 sessions and forge resumptions).
+  /// (mode 0600: anyone with it can decrypt recorded TLS 1.2 sessions and forge resumptions),
+  /// e.g. `(umask 077; openssl rand 80 > ticket.key)`. As OpenSSH refuses a private key, a
+  /// file that is a symbolic link, not a regular file, or readable or writable by group or
+  /// others (mode & 077) is a config_error (checked on the opened file).
   /// It is read when the context is built: the first key encrypts new tickets, every key
   /// decrypts, and a ticket of an older key is replaced by one of the newest. To rotate, put a
   /// new key in front, rebuild the contexts of every server (reload), and later drop the last
@@ -174,8 +177,10 @@ struct ssl_options {
   /// -status` or a browser sends), and to no other. Read when the context is built, so a
   /// reload (a new context) staples the file's new contents: fetch a fresh response before
   /// the old one's nextUpdate (e.g. `openssl ocsp -issuer ca.pem -cert server.pem -url URL
-  /// -respout response.der`) and reload. A file that is unreadable, not a DER OCSP response,
-  /// not successful, about another certificate, not "good" or out of date is a config_error.
+  /// -respout response.der`) and reload: past its nextUpdate the response is no longer
+  /// stapled. A file that is unreadable, not a DER OCSP response, not successful, about another
+  /// certificate (by its whole CertID: serial number, issuer name hash and, when the issuer is
+  /// in the chain or ca_file, issuer key hash), not "good" or out of date is a config_error.
   std::string ocsp_response_file;
   /// Client: ask the server to staple its OCSP response (the status_request extension);
   /// ssl_stream::ocsp_status() then reports it. Off by default: the response costs the server
