@@ -405,6 +405,36 @@ TEST(CliTunnel, AcceptRelaysCurlToOpensslServerVerified) {
   s_server.kill(SIGTERM);
 }
 
+TEST(CliTunnel, AcceptWithAClientCertificateSaysEveryLocalUserIsLentIt) {
+  // A TCP port cannot tell local users apart: whoever connects is the certificate's holder
+  // to the server. connect says so, even with -q (and without --cert says nothing).
+  process s_server({"openssl", "s_server", "-www", "-accept", "0", "-cert", cert("server-rsa.pem"),
+                    "-key", cert("server-rsa.key"), "-Verify", "1", "-CAfile", ca()});
+  auto sport = listening_port(s_server.pid());
+  ASSERT_TRUE(sport) << s_server.output();
+  temp_dir dir;
+  auto port_file = dir / "port";
+  process tunnel(cmd({"connect", "-q", "localhost", std::to_string(*sport), "--ca-file", ca(),
+                      "--cert", cert("client.pem"), "--key", cert("client.key"), "--accept",
+                      "127.0.0.1:0", "--port-file", port_file}));
+  EXPECT_TRUE(tunnel.wait_for_output("connects as the holder of --cert")) << tunnel.output();
+  auto port = read_file(port_file);
+  auto r = run({"curl", "-sS", "--max-time", "20",
+                "http://127.0.0.1:" + port.substr(0, port.find('\n')) + "/"});
+  EXPECT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(says(r, "s_server -www")) << r.output;  // served: the certificate was accepted
+  tunnel.kill(SIGTERM);
+  s_server.kill(SIGTERM);
+  EXPECT_TRUE(tunnel.wait_for_output("every local user who can reach 127.0.0.1:"))
+      << tunnel.output();
+
+  process plain(
+      cmd({"connect", "localhost", std::to_string(*sport), "--ca-file", ca(), "--accept", "0"}));
+  EXPECT_TRUE(plain.wait_for_output("listening on 127.0.0.1:")) << plain.output();
+  plain.kill(SIGTERM);
+  EXPECT_FALSE(says({0, plain.output()}, "holder of --cert")) << plain.output();
+}
+
 TEST(CliTunnel, AcceptThroughListenForwardChain) {
   // curl (plain) -> connect --accept -> TLS -> listen --forward -> plain HTTP backend.
   backend b("http");
