@@ -353,8 +353,13 @@ void event_loop::advance_handshake(engine_connection& c) {
   io_result r;
   try {
     r = c.stream.try_handshake();
+  } catch (const std::exception& e) {
+    ++e_.handshake_failures;
+    report_failure(c, e.what(), false);
+    return end(c);
   } catch (...) {
     ++e_.handshake_failures;
+    report_failure(c, "unknown error", false);
     return end(c);
   }
   if (r.status == io_status::done) {
@@ -417,10 +422,35 @@ void event_loop::sweep() {
       c->deadline = clock::time_point::max();
       resume(*c);
     } else {
+      if (c->state == engine_connection::phase::handshake) {
+        std::string why = "the handshake timed out (server_options::handshake_timeout, ";
+        why += std::to_string(e_.opts.handshake_timeout.count());
+        why += " ms)";
+        report_failure(*c, std::move(why), true);
+      }
       end(*c);
     }
   }
   if (!e_.stopping) e_.retry_workers();
+}
+
+void event_loop::report_failure(engine_connection& c, std::string reason, bool timed_out) {
+  if (!e_.opts.on_handshake_failure) return;
+  try {
+    handshake_failure f;
+    auto host = c.stream.remote_host();
+    bool v6 = host.find(':') != std::string::npos;
+    if (v6) f.peer.push_back('[');
+    f.peer.append(host);
+    if (v6) f.peer.push_back(']');
+    f.peer.push_back(':');
+    f.peer.append(std::to_string(c.stream.remote_port()));
+    f.reason = std::move(reason);
+    f.timed_out = timed_out;
+    e_.opts.on_handshake_failure(f);
+  } catch (...) {
+    // The caller's hook failing must not end the loop.
+  }
 }
 
 void event_loop::end(engine_connection& c) {

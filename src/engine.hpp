@@ -109,6 +109,7 @@ class event_loop {
   void manage_listening();
   bool can_evict() const;
   void left_handshake(engine_connection& c);
+  void report_failure(engine_connection& c, std::string reason, bool timed_out);
 
   engine& e_;
   unique_fd ep_;

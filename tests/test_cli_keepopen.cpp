@@ -3,6 +3,7 @@
 // idle connections, -v names the peer on every line, and --drain's bad values.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -360,13 +361,36 @@ TEST(CliKeepOpen, CopiesEachConnectionsBytesToStdout) {
 }
 
 TEST(CliKeepOpen, AFailedHandshakeIsReportedAndServingGoesOn) {
+  // One line per failed handshake, with the client's address and why (concurrent clients can
+  // be told apart), at most 10 a second: past that, a count.
   process srv(cmd({"listen", "--cert", cert("combined.pem"), "--keep-open", "--echo"}));
   auto port = listening(srv);
   {
     auto plain = make_socket(active{.remote_host = "127.0.0.1", .remote_port = port});
     plain << "GET / HTTP/1.0\r\n\r\n" << std::flush;
-    ASSERT_TRUE(srv.wait_for_output("1 TLS handshake failed")) << srv.output();
+    auto line = "127.0.0.1:" + std::to_string(plain.local_port()) +
+                ": TLS handshake failed: http request (is the peer speaking TLS? it sent "
+                "something else): connection dropped";
+    ASSERT_TRUE(srv.wait_for_output(line)) << srv.output();
   }
+  std::this_thread::sleep_for(1100ms);  // a new second: the next burst starts a window
+  for (int i = 0; i < 30; ++i) {
+    auto plain = make_socket(active{.remote_host = "127.0.0.1", .remote_port = port});
+    plain << "GET / HTTP/1.0\r\n\r\n" << std::flush;
+    std::array<char, 1> b{};
+    plain.set_timeout(10s);
+    plain.read(b.data(), 1);  // the server's close: this one's handshake has failed
+  }
+  ASSERT_TRUE(
+      srv.wait_for_output("more TLS handshakes failed (not shown one by one past 10 a "
+                          "second): connection dropped"))
+      << srv.output();
+  auto out = srv.output();
+  std::size_t lines = 0;
+  for (auto at = out.find(": TLS handshake failed: http request"); at != std::string::npos;
+       at = out.find(": TLS handshake failed: http request", at + 1))
+    ++lines;
+  EXPECT_LE(lines, 1u + 2 * 10) << "the burst of 30 spans at most two seconds' windows: " << out;
   auto c = connect_to(port);
   EXPECT_EQ(echo_round(c, "served\n"), "served\n");
   c.close();

@@ -13,6 +13,7 @@
 #include <atomic>
 #include <cstdio>
 #include <future>
+#include <mutex>
 #include <sslstream/sslstream.hpp>
 #include <thread>
 
@@ -490,6 +491,46 @@ TEST(Server, ReloadServesNewConnectionsWithTheNewContext) {
   srv.reload(make_ssl_server_context(tls_server_options("ec")));
   EXPECT_EQ(key_of(), ec);
   EXPECT_THROW(srv.reload(make_ssl_client_context(client_options())), std::invalid_argument);
+  srv.stop();
+}
+
+TEST(Server, OnHandshakeFailureSaysWhichClientAndWhy) {
+  std::mutex m;
+  std::vector<handshake_failure> seen;
+  sslstream::server_options o;
+  o.threads = 1;
+  o.handshake_timeout = 300ms;
+  o.on_handshake_failure = [&](const handshake_failure& f) {
+    {
+      std::lock_guard lk(m);
+      seen.push_back(f);
+    }
+    throw std::runtime_error("a hook that throws must not end the loop");
+  };
+  server srv(listener(), make_ssl_server_context(tls_server_options()), echo_lines, o);
+  srv.start();
+  auto count = [&] {
+    std::lock_guard lk(m);
+    return seen.size();
+  };
+  auto plain = make_socket(active{.remote_host = "127.0.0.1", .remote_port = srv.local_port()});
+  plain << "GET / HTTP/1.0\r\n\r\n" << std::flush;
+  auto http_port = plain.local_port();
+  auto silent = make_socket(active{.remote_host = "127.0.0.1", .remote_port = srv.local_port()});
+  auto silent_port = silent.local_port();
+  for (int i = 0; i < 300 && count() < 2; ++i) std::this_thread::sleep_for(10ms);
+  ASSERT_EQ(count(), 2u);
+  {
+    std::lock_guard lk(m);
+    EXPECT_EQ(seen[0].peer, "127.0.0.1:" + std::to_string(http_port));
+    EXPECT_NE(seen[0].reason.find("http request"), std::string::npos) << seen[0].reason;
+    EXPECT_FALSE(seen[0].timed_out);
+    EXPECT_EQ(seen[1].peer, "127.0.0.1:" + std::to_string(silent_port));
+    EXPECT_NE(seen[1].reason.find("handshake_timeout"), std::string::npos) << seen[1].reason;
+    EXPECT_TRUE(seen[1].timed_out);
+  }
+  // The loop goes on after the hook threw.
+  EXPECT_EQ(echo_client(srv.local_port(), 1, make_ssl_client_context(client_options())), "");
   srv.stop();
 }
 

@@ -320,40 +320,89 @@ const char* signal_name(int sig) {
   }
 }
 
-/// The engine's handshake failures and timeouts carry no peer: said as counts, as they happen;
-/// failed accepts (out of descriptors) once.
+/// Failed and timed-out handshakes, one line each with the client's address and why, at most
+/// `per_second` a second (a peer decides how many there are): the engine's loops only queue
+/// them, the main loop prints them, so a slow stderr never stalls a loop. Beyond the limit, and
+/// for failed accepts (out of descriptors, once), counts.
 class handshake_reporter {
  public:
-  handshake_reporter(const server& srv, keep_open_state& st) : srv_(srv), st_(st) {}
-  void report() {
-    auto s = srv_.stats();
+  static constexpr int per_second = 10;
+
+  handshake_reporter(keep_open_state& st) : st_(st) {}
+  /// For server_options::on_handshake_failure (an event loop's thread).
+  void failed(const handshake_failure& f) {
+    if (st_.o.tls->quiet) return;
+    std::lock_guard lk(m_);
+    auto now = clock_type::now();
+    if (now - window_ >= std::chrono::seconds(1)) {
+      window_ = now;
+      in_window_ = 0;
+    }
+    if (in_window_ >= per_second) return;
+    ++in_window_;
+    ++(f.timed_out ? shown_timeouts_ : shown_failures_);
+    std::string line = f.peer + ": ";
+    if (f.timed_out) {
+      line += "TLS handshake timed out (--handshake-timeout " + secs(st_.o.handshake_timeout) + ")";
+    } else {
+      // The library's reasons mostly say "TLS handshake failed: ..." already.
+      if (f.reason.rfind("TLS handshake failed", 0) != 0) line += "TLS handshake failed: ";
+      line += printable_reason(f.reason);
+    }
+    lines_.push_back(line + ": connection dropped");
+  }
+  void report(const server& srv) {
+    auto s = srv.stats();
     // Read after the engine's count: the handlers' timeouts never exceed it for long.
     auto handled = st_.handler_timeouts.load();
     std::uint64_t timeouts = s.timed_out > handled ? s.timed_out - handled : 0;
     if (st_.o.tls->quiet) return;
-    if (timeouts > timeouts_) {
-      say(plural(timeouts - timeouts_, "TLS handshake", "TLS handshakes") +
+    std::vector<std::string> lines;
+    std::uint64_t shown_failures, shown_timeouts;
+    {
+      std::lock_guard lk(m_);
+      lines.swap(lines_);
+      shown_failures = shown_failures_;
+      shown_timeouts = shown_timeouts_;
+    }
+    for (const auto& line : lines) say(line);
+    if (timeouts > timeouts_ + shown_timeouts) {
+      say(plural(timeouts - timeouts_ - shown_timeouts, "more TLS handshake",
+                 "more TLS handshakes") +
           " timed out (--handshake-timeout " + secs(st_.o.handshake_timeout) +
-          "): connection dropped");
-      timeouts_ = timeouts;
+          "; not shown one by one past " + std::to_string(per_second) +
+          " a second): connection dropped");
+      timeouts_ = timeouts - shown_timeouts;
     }
     if (s.rejected > 0 && !said_rejected_) {  // once: it lasts until connections close
       said_rejected_ = true;
       say("cannot accept more connections (out of descriptors or memory): new connections wait "
           "until some close");
     }
-    if (s.handshake_failures > failures_) {
-      say(plural(s.handshake_failures - failures_, "TLS handshake", "TLS handshakes") +
-          " failed (a client that refused our certificate or sent none we accept, gave up, or "
-          "does not speak TLS): connection dropped");
-      failures_ = s.handshake_failures;
+    if (s.handshake_failures > failures_ + shown_failures) {
+      say(plural(s.handshake_failures - failures_ - shown_failures, "more TLS handshake",
+                 "more TLS handshakes") +
+          " failed (not shown one by one past " + std::to_string(per_second) +
+          " a second): connection dropped");
+      failures_ = s.handshake_failures - shown_failures;
     }
   }
 
  private:
-  const server& srv_;
+  /// A reason comes from the library, but quotes what a peer sent (a name, a version): no
+  /// control bytes reach the terminal.
+  static std::string printable_reason(const std::string& r) {
+    std::string out;
+    for (char c : r) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
+    return out;
+  }
   keep_open_state& st_;
-  std::uint64_t timeouts_ = 0, failures_ = 0;
+  std::mutex m_;
+  std::vector<std::string> lines_;
+  clock_type::time_point window_{};
+  int in_window_ = 0;
+  std::uint64_t shown_failures_ = 0, shown_timeouts_ = 0;
+  std::uint64_t timeouts_ = 0, failures_ = 0;  // counted beyond the shown ones, so far
   bool said_rejected_ = false;
 };
 
@@ -398,6 +447,8 @@ int serve_keep_open(passive_socket listener, ssl_context ctx, const keep_open_op
   so.idle_timeout = o.idle_timeout;
   // A peer that stops reading holds its connection --idle-timeout, or 30 s without one.
   so.write_timeout = o.idle_timeout.count() > 0 ? o.idle_timeout : write_limit;
+  handshake_reporter handshakes(st);
+  so.on_handshake_failure = [&handshakes](const handshake_failure& f) { handshakes.failed(f); };
 
   std::optional<server> srv;
   if (auto* b = std::get_if<server::blocking_handler>(&handler))
@@ -438,7 +489,6 @@ int serve_keep_open(passive_socket listener, ssl_context ctx, const keep_open_op
   std::optional<clock_type::time_point> deadline;  // connections left are closed then
   bool closed_early = false;
   std::string reason;
-  handshake_reporter handshakes(*srv, st);
   memory_trim trim;
   auto active = [&] { return srv->stats().active; };
 
@@ -494,7 +544,7 @@ int serve_keep_open(passive_socket listener, ssl_context ctx, const keep_open_op
       reason = "--max-connections " + std::to_string(o.max_connections) + " reached";
       stop_accepting(std::chrono::hours(24 * 365));
     }
-    handshakes.report();
+    handshakes.report(*srv);
     trim.check(active());
     if (deadline && clock_type::now() >= *deadline && !closed_early) {
       closed_early = true;
@@ -506,7 +556,7 @@ int serve_keep_open(passive_socket listener, ssl_context ctx, const keep_open_op
     }
   }
   if (stopper.joinable()) stopper.join();
-  handshakes.report();
+  handshakes.report(*srv);
   srv.reset();  // the listener closes: clients still waiting in its backlog are refused
 
   if (st.output_failed)

@@ -44,6 +44,13 @@
 
 namespace sslstream {
 
+/// A handshake the engine gave up on: who, and why.
+struct handshake_failure {
+  std::string peer;        ///< the client's address and port, "192.0.2.7:50432" ("[::1]:50432")
+  std::string reason;      ///< what failed, as the library's errors say it
+  bool timed_out = false;  ///< dropped at handshake_timeout (the reason says so too)
+};
+
 struct server_options {
   unsigned threads = 0;  ///< event-loop threads; 0 = one per core
   std::size_t max_connections = 10000;
@@ -53,6 +60,10 @@ struct server_options {
   std::chrono::milliseconds handshake_timeout{10000};
   std::chrono::milliseconds idle_timeout{0};  ///< a read waiting this long ends it; 0 = none
   std::chrono::milliseconds write_timeout{30000};
+  /// Called on an event loop for each handshake that fails or times out, so that a log can
+  /// say which client and why (stats() only counts them). Keep it short: the loop waits for
+  /// it. What it throws is ignored. A peer decides how often it is called: rate-limit output.
+  std::function<void(const handshake_failure&)> on_handshake_failure;
 };
 
 struct server_stats {
