@@ -29,12 +29,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <sslstream/sslstream.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "process.hpp"
 
 namespace {
 
@@ -236,20 +237,6 @@ int tls_idle(std::uint16_t port, std::size_t n, const std::string& pin) {
   }
 }
 
-std::size_t virtual_kib() {
-  std::ifstream in("/proc/self/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmSize:") {
-      std::size_t kib = 0;
-      in >> kib;
-      return kib;
-    }
-    in.ignore(1 << 20, '\n');
-  }
-  return 0;
-}
-
 int serve(const std::string& cert, const std::string& key, unsigned loops, std::size_t workers,
           std::size_t headroom_mib) {
   sslstream::ssl_options o;
@@ -268,7 +255,8 @@ int serve(const std::string& cert, const std::string& key, unsigned loops, std::
       },
       so);
   rlimit r{};
-  r.rlim_cur = r.rlim_max = (virtual_kib() + headroom_mib * 1024) * 1024;
+  r.rlim_cur = r.rlim_max =
+      (testing_support::status_kib(::getpid(), "VmSize:") + headroom_mib * 1024) * 1024;
   if (::setrlimit(RLIMIT_AS, &r) != 0) fail("setrlimit(RLIMIT_AS) failed");
   srv.start();
   std::printf("port %u\n", srv.local_port());
