@@ -525,20 +525,6 @@ std::vector<socket_stream> half_sent_hellos(std::uint16_t port, int n) {
   return v;
 }
 
-std::size_t virtual_kib(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmSize:") {
-      std::size_t kib = 0;
-      in >> kib;
-      return kib;
-    }
-    in.ignore(1 << 20, '\n');
-  }
-  return 0;
-}
-
 }  // namespace
 
 TEST(CliTrust, KeepOpenThreadsStayBoundedUnderHalfSentClientHellos) {
@@ -581,7 +567,7 @@ TEST(CliTrust, KeepOpenGoesOnServingWhenNoMoreThreadsCanStart) {
   auto p = listening(srv);
   // Room for some more 8 MiB thread stacks and the handshakes' memory, not for 60 threads. (48
   // MiB was too tight under CI load: OpenSSL's allocations for the legitimate clients failed.)
-  auto limit = std::to_string((virtual_kib(srv.pid()) + 128 * 1024) * 1024);
+  auto limit = std::to_string((status_kib(srv.pid(), "VmSize:") + 128 * 1024) * 1024);
   auto set = run({"prlimit", "--pid", std::to_string(srv.pid()), "--as=" + limit + ":" + limit});
   ASSERT_EQ(set.status, 0) << set.output;
   auto threads = thread_count(srv.pid());

@@ -85,12 +85,12 @@ bool eventually(F done, std::chrono::seconds limit = 30s) {
 /// Resident memory once it has stopped falling (the server trims its heap shortly after a burst
 /// ends): unchanged within 64 KiB over a second, or the last reading after 10 s.
 std::size_t settled_resident_kib(pid_t pid) {
-  auto last = resident_kib(pid);
+  auto last = status_kib(pid, "VmRSS:");
   auto since = std::chrono::steady_clock::now();
   auto until = since + 10s;
   while (std::chrono::steady_clock::now() < until) {
     std::this_thread::sleep_for(100ms);
-    auto now = resident_kib(pid);
+    auto now = status_kib(pid, "VmRSS:");
     if (now + 64 < last || now > last + 64) {
       last = now;
       since = std::chrono::steady_clock::now();
@@ -168,11 +168,11 @@ TEST(Load, ThousandClientsAtOnceAllEchoedExactly) {
       << open_descriptors(pid) << " descriptors, " << fds << " before";
   EXPECT_TRUE(eventually([&] { return thread_count(pid) <= idle_threads; })) << thread_count(pid);
   if (!sanitized) {  // ASan holds freed memory in quarantine: only a plain build can tell
-    EXPECT_TRUE(eventually([&] { return resident_kib(pid) <= rss + 4096; }))
-        << resident_kib(pid) << " KiB resident, " << rss << " KiB before";
+    EXPECT_TRUE(eventually([&] { return status_kib(pid, "VmRSS:") <= rss + 4096; }))
+        << status_kib(pid, "VmRSS:") << " KiB resident, " << rss << " KiB before";
   }
   std::cout << "baseline " << fds << " descriptors, " << rss << " KiB; after the load "
-            << open_descriptors(pid) << " descriptors, " << resident_kib(pid) << " KiB\n";
+            << open_descriptors(pid) << " descriptors, " << status_kib(pid, "VmRSS:") << " KiB\n";
 }
 
 TEST(Load, FiveHundredIdleClientsNeitherBlockOthersNorStay) {

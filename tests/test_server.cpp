@@ -344,7 +344,7 @@ TEST(Server, ATinyCompleteFirstRecordThenSilenceCostsOnlyTheStream) {
   // Warm up the allocator and OpenSSL's tables with honest handshakes first.
   for (int i = 0; i < 20; ++i)
     ASSERT_EQ(echo_client(srv.local_port(), 1, make_ssl_client_context(client_options())), "");
-  auto rss0 = resident_kib(::getpid());
+  auto rss0 = status_kib(::getpid(), "VmRSS:");
   std::vector<int> fds;
   const unsigned char tiny[] = {0x16, 0x03, 0x01, 0x00, 0x01, 0x01};  // a record: 1 byte
   for (int i = 0; i < n; ++i) {
@@ -358,7 +358,7 @@ TEST(Server, ATinyCompleteFirstRecordThenSilenceCostsOnlyTheStream) {
   // Every connection has been looked at once accepted (the engine peeks at once).
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(srv.stats().active, static_cast<std::uint64_t>(n));
-  auto rss1 = resident_kib(::getpid());
+  auto rss1 = status_kib(::getpid(), "VmRSS:");
   double per = static_cast<double>(rss1 - std::min(rss0, rss1)) * 1024.0 / n;
   std::printf("limits: %d connections holding a 1-byte first record: %.0f bytes resident each\n", n,
               per);

@@ -138,8 +138,8 @@ TEST(ServerLimits, TenThousandHalfSentHellosTakeNoThreadAndAreDroppedAtHandshake
   o.handshake_timeout = limit;
   server srv(listener(), make_ssl_server_context(tls_server_options("ec")), echo_blocking, o);
   srv.start();
-  ::malloc_trim(0);                      // what earlier tests freed is not resident any more
-  auto rss0 = resident_kib(::getpid());  // the listener up, no connection yet
+  ::malloc_trim(0);  // what earlier tests freed is not resident any more
+  auto rss0 = status_kib(::getpid(), "VmRSS:");  // the listener up, no connection yet
 
   process peer({peer_path(), "half-hellos", std::to_string(srv.local_port()),
                 std::to_string(thousands), "60"});
@@ -151,7 +151,7 @@ TEST(ServerLimits, TenThousandHalfSentHellosTakeNoThreadAndAreDroppedAtHandshake
   auto all_accepted = std::chrono::steady_clock::now();
   auto held_after = ms_since(t0);
   auto st = srv.stats();
-  auto rss1 = resident_kib(::getpid());
+  auto rss1 = status_kib(::getpid(), "VmRSS:");
   auto threads_held = thread_count(::getpid());
   ASSERT_EQ(st.active, thousands) << "some were dropped before all were held (connecting took "
                                   << held_after << " ms, the limit is " << ms(limit)
@@ -267,7 +267,7 @@ TEST(ServerLimits, TenThousandIdleTlsConnectionsOnCoroutinesTakeNoThreadAndBound
   EXPECT_EQ(echo_once(srv.local_port(), make_ssl_client_context(client_options())), "");
   ASSERT_TRUE(eventually([&] { return srv.stats().active == 0; }, 5s));
   ::malloc_trim(0);  // what earlier tests freed is not resident any more
-  auto rss0 = resident_kib(::getpid());
+  auto rss0 = status_kib(::getpid(), "VmRSS:");
 
   auto t0 = std::chrono::steady_clock::now();
   process peer({peer_path(), "tls-idle", std::to_string(srv.local_port()),
@@ -277,7 +277,7 @@ TEST(ServerLimits, TenThousandIdleTlsConnectionsOnCoroutinesTakeNoThreadAndBound
       << srv.stats().handshakes;
   auto took = ms_since(t0);
   std::this_thread::sleep_for(200ms);  // the last handlers reach their first co_await
-  auto rss1 = resident_kib(::getpid());
+  auto rss1 = status_kib(::getpid(), "VmRSS:");
   auto threads = thread_count(::getpid());
   EXPECT_EQ(srv.stats().active, thousands);
   EXPECT_LE(threads, base_threads + loops + peer_reader_thread + runtime_threads);

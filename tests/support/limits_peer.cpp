@@ -2,9 +2,11 @@
 // descriptors, memory and threads are never counted as the server's. Thousands of connections
 // come from one thread and one epoll set, not a thread each.
 //
-//   limits_peer half-hellos PORT N SECONDS
+//   limits_peer half-hellos PORT N SECONDS [EARLY_MS]
 //       N raw TCP connections that each send the first bytes of a real ClientHello and stall.
-//       Prints "held N" once all of them are connected and have sent, then
+//       Prints "held N" once all of them are connected and have sent, then (with EARLY_MS)
+//       "early E MIN_MS": E of them were dropped sooner than EARLY_MS after their connect() (a
+//       server that made room for another client), the rest MIN_MS at the soonest; then
 //       "dropped K MIN_MS MAX_MS LAST_AT" when the server has ended K of them (or SECONDS
 //       passed): each drop measured from that connection's connect() call, and the moment of the
 //       last one (milliseconds of std::chrono::steady_clock, CLOCK_MONOTONIC, which every
@@ -29,12 +31,13 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <memory>
 #include <sslstream/sslstream.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "process.hpp"
 
 namespace {
 
@@ -116,7 +119,7 @@ void modify(int ep, int fd, std::uint32_t events, std::uint64_t tag) {
 // burst badly (SYNs dropped and retried a second later).
 constexpr std::size_t in_flight_limit = 256;
 
-int half_hellos(std::uint16_t port, std::size_t n, int seconds) {
+int half_hellos(std::uint16_t port, std::size_t n, int seconds, double early_ms) {
   allow_descriptors(n);
   auto hello = real_client_hello_prefix(64);  // record header, handshake header, a part
   int ep = ::epoll_create1(EPOLL_CLOEXEC);
@@ -127,7 +130,8 @@ int half_hellos(std::uint16_t port, std::size_t n, int seconds) {
   };
   std::vector<conn> cs(n);
   std::size_t started = 0, up = 0, gone = 0;
-  double min_ms = 1e18, max_ms = 0, last_at = 0;
+  double min_ms = 1e18, max_ms = 0, last_at = 0, on_time_min_ms = 1e18;
+  std::size_t early = 0;
   bool said_held = false;
   auto until = clock_type::now() + std::chrono::seconds(seconds);
   std::array<epoll_event, 256> evs;
@@ -160,6 +164,10 @@ int half_hellos(std::uint16_t port, std::size_t n, int seconds) {
         double ms = std::chrono::duration<double, std::milli>(now - c.t0).count();
         last_at = std::chrono::duration<double, std::milli>(now.time_since_epoch()).count();
         min_ms = std::min(min_ms, ms);
+        if (ms < early_ms)
+          ++early;
+        else
+          on_time_min_ms = std::min(on_time_min_ms, ms);
         max_ms = std::max(max_ms, ms);
         c.gone = true;
         ++gone;
@@ -168,6 +176,7 @@ int half_hellos(std::uint16_t port, std::size_t n, int seconds) {
     }
   }
   if (!said_held) std::printf("held %zu (not all at once)\n", up - gone);
+  if (early_ms > 0) std::printf("early %zu %.0f\n", early, gone > early ? on_time_min_ms : 0.0);
   std::printf("dropped %zu %.0f %.0f %.0f\n", gone, gone ? min_ms : 0.0, max_ms, last_at);
   return 0;
 }
@@ -236,20 +245,6 @@ int tls_idle(std::uint16_t port, std::size_t n, const std::string& pin) {
   }
 }
 
-std::size_t virtual_kib() {
-  std::ifstream in("/proc/self/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmSize:") {
-      std::size_t kib = 0;
-      in >> kib;
-      return kib;
-    }
-    in.ignore(1 << 20, '\n');
-  }
-  return 0;
-}
-
 int serve(const std::string& cert, const std::string& key, unsigned loops, std::size_t workers,
           std::size_t headroom_mib) {
   sslstream::ssl_options o;
@@ -268,7 +263,8 @@ int serve(const std::string& cert, const std::string& key, unsigned loops, std::
       },
       so);
   rlimit r{};
-  r.rlim_cur = r.rlim_max = (virtual_kib() + headroom_mib * 1024) * 1024;
+  r.rlim_cur = r.rlim_max =
+      (testing_support::status_kib(::getpid(), "VmSize:") + headroom_mib * 1024) * 1024;
   if (::setrlimit(RLIMIT_AS, &r) != 0) fail("setrlimit(RLIMIT_AS) failed");
   srv.start();
   std::printf("port %u\n", srv.local_port());
@@ -286,9 +282,9 @@ int serve(const std::string& cert, const std::string& key, unsigned loops, std::
 int main(int argc, char** argv) {
   std::vector<std::string> a(argv + 1, argv + argc);
   try {
-    if (a.size() == 4 && a[0] == "half-hellos")
+    if ((a.size() == 4 || a.size() == 5) && a[0] == "half-hellos")
       return half_hellos(static_cast<std::uint16_t>(std::stoi(a[1])), std::stoul(a[2]),
-                         std::stoi(a[3]));
+                         std::stoi(a[3]), a.size() == 5 ? std::stod(a[4]) : 0.0);
     if (a.size() == 4 && a[0] == "tls-idle")
       return tls_idle(static_cast<std::uint16_t>(std::stoi(a[1])), std::stoul(a[2]), a[3]);
     if (a.size() == 6 && a[0] == "serve")

@@ -196,11 +196,11 @@ std::size_t open_descriptors(pid_t pid) { return proc_entries(pid, "fd"); }
 
 std::size_t thread_count(pid_t pid) { return proc_entries(pid, "task"); }
 
-std::size_t resident_kib(pid_t pid) {
+std::size_t status_kib(pid_t pid, std::string_view field) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string key;
   while (in >> key) {
-    if (key == "VmRSS:") {
+    if (key == field) {
       std::size_t kib = 0;
       in >> kib;
       return kib;

@@ -58,10 +58,12 @@ class process {
 /// bind port 0 but do not print the port); nullopt if none appears within the timeout.
 std::optional<std::uint16_t> listening_port(pid_t pid, std::chrono::milliseconds timeout = 10s);
 
-/// What a process holds, from /proc: open descriptors, resident memory, threads.
+/// What a process holds, from /proc: open descriptors, threads.
 std::size_t open_descriptors(pid_t pid);
-std::size_t resident_kib(pid_t pid);
 std::size_t thread_count(pid_t pid);
+/// A KiB figure from /proc/PID/status, `field` with its colon: "VmRSS:" (resident memory),
+/// "VmSize:" (address space). 0 once the process is gone.
+std::size_t status_kib(pid_t pid, std::string_view field);
 
 /// The path of a test certificate file made by tests/certs/make-test-certs.sh.
 std::string cert(const std::string& name);
