@@ -328,7 +328,8 @@ class handshake_reporter {
  public:
   static constexpr int per_second = 10;
 
-  handshake_reporter(keep_open_state& st) : st_(st) {}
+  handshake_reporter(keep_open_state& st, std::size_t max_connections)
+      : st_(st), max_connections_(max_connections) {}
   /// For server_options::on_handshake_failure (an event loop's thread).
   void failed(const handshake_failure& f) {
     if (st_.o.tls->quiet) return;
@@ -374,6 +375,13 @@ class handshake_reporter {
           " a second): connection dropped");
       timeouts_ = timeouts - shown_timeouts;
     }
+    if (s.evicted > evicted_) {
+      say(plural(s.evicted - evicted_, "stalled TLS handshake", "stalled TLS handshakes") +
+          " closed to make room for new clients (" + std::to_string(max_connections_) +
+          " connections at most at once: when full, a handshake that has lasted a second gives "
+          "way, the oldest first)");
+      evicted_ = s.evicted;
+    }
     if (s.rejected > 0 && !said_rejected_) {  // once: it lasts until connections close
       said_rejected_ = true;
       say("cannot accept more connections (out of descriptors or memory): new connections wait "
@@ -402,7 +410,9 @@ class handshake_reporter {
   clock_type::time_point window_{};
   int in_window_ = 0;
   std::uint64_t shown_failures_ = 0, shown_timeouts_ = 0;
+  std::size_t max_connections_;
   std::uint64_t timeouts_ = 0, failures_ = 0;  // counted beyond the shown ones, so far
+  std::uint64_t evicted_ = 0;
   bool said_rejected_ = false;
 };
 
@@ -447,7 +457,7 @@ int serve_keep_open(passive_socket listener, ssl_context ctx, const keep_open_op
   so.idle_timeout = o.idle_timeout;
   // A peer that stops reading holds its connection --idle-timeout, or 30 s without one.
   so.write_timeout = o.idle_timeout.count() > 0 ? o.idle_timeout : write_limit;
-  handshake_reporter handshakes(st);
+  handshake_reporter handshakes(st, so.max_connections);
   so.on_handshake_failure = [&handshakes](const handshake_failure& f) { handshakes.failed(f); };
 
   std::optional<server> srv;
