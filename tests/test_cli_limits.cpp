@@ -14,6 +14,7 @@
 #include <thread>
 
 #include "cli_run.hpp"
+#include "echo_once.hpp"
 #include "loopback.hpp"
 #include "timing.hpp"
 
@@ -23,11 +24,6 @@ using namespace testing_support;
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
 #if defined(__SANITIZE_THREAD__)
 constexpr std::size_t runtime_threads = 1;  // TSan starts a background thread of its own
 #else
@@ -47,30 +43,6 @@ std::string descriptors_allowed(std::size_t n) {
     return "needs " + std::to_string(n) + " descriptors; the hard limit is " +
            std::to_string(r.rlim_max) + " (raise it: ulimit -Hn, or LimitNOFILE=)";
   return "";
-}
-
-/// One line out and its echo back over a new connection; the error text, or "".
-std::string echo_once(std::uint16_t port) {
-  try {
-    auto t =
-        make_ssl_client_stream(make_socket(active{.remote_host = "127.0.0.1", .remote_port = port}),
-                               make_ssl_client_context(client_options()));
-    t.set_timeout(20s);
-    std::string line = "legitimate\n";
-    t.write_all(std::as_bytes(std::span(line)));
-    std::string got;
-    std::array<std::byte, 64> b{};
-    while (got.size() < line.size()) {
-      auto n = t.read_some(b);
-      if (n == 0) return "listen ended the connection before echoing";
-      got.append(reinterpret_cast<const char*>(b.data()), n);
-    }
-    if (got != line) return "wrong echo: " + got;
-    t.close();
-    return "";
-  } catch (const std::exception& e) {
-    return e.what();
-  }
 }
 
 /// Waits until `pred` holds, at most `limit`; whether it did.
@@ -146,7 +118,7 @@ TEST(CliLimits, TenThousandHalfSentHellosTakeNoThreadLetALegitimateClientInAndAr
 
   // The legitimate client: the 10,001st connection.
   auto served_at = std::chrono::steady_clock::now();
-  EXPECT_EQ(echo_once(port), "") << srv.output();
+  EXPECT_EQ(echo_once(port, make_ssl_client_context(client_options())), "") << srv.output();
   auto served_ms = ms_since(served_at);
   EXPECT_LE(served_ms, ms(1s + served_slack));
   rss1 = std::max(rss1, status_kib(srv.pid(), "VmRSS:"));

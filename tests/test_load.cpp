@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "data.hpp"
+#include "echo_once.hpp"
 #include "loopback.hpp"
 #include "raw_connect.hpp"
 
@@ -23,12 +24,6 @@ using namespace std::chrono_literals;
 namespace {
 
 const std::string bin = SSLSTREAM_CLI;
-
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
-#endif
 
 /// Threads of an idle server: main, the parker, and at most 8 pooled workers; under TSan
 /// (the server is built with the tests), also the sanitizer runtime's background thread.

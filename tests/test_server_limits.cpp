@@ -21,6 +21,7 @@
 #include <sslstream/sslstream.hpp>
 #include <thread>
 
+#include "echo_once.hpp"
 #include "fault_proxy.hpp"
 #include "loopback.hpp"
 #include "raw_connect.hpp"
@@ -39,11 +40,6 @@ constexpr auto slack = 1500ms;
 constexpr std::size_t runtime_threads = 1;  // TSan starts a background thread of its own
 #else
 constexpr std::size_t runtime_threads = 0;
-#endif
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool sanitized = true;
-#else
-constexpr bool sanitized = false;
 #endif
 constexpr std::size_t peer_reader_thread = 1;  // testing_support::process reads its output
 
@@ -65,29 +61,6 @@ void echo_blocking(ssl_stream& s) {
 task<> echo_coroutine(async_stream& s) {
   std::array<std::byte, 4096> b{};
   while (auto n = co_await s.read_some(b)) co_await s.write_all(std::span(b).first(n));
-}
-
-/// One line out and its echo back over a new connection; the error text, or "".
-std::string echo_once(std::uint16_t port, const ssl_context& ctx) {
-  try {
-    auto t = make_ssl_client_stream(
-        make_socket(active{.remote_host = "localhost", .remote_port = port}), ctx);
-    t.set_timeout(20s);
-    std::string line = "hello\n";
-    t.write_all(std::as_bytes(std::span(line)));
-    std::string got;
-    std::array<std::byte, 64> b{};
-    while (got.size() < line.size()) {
-      auto n = t.read_some(b);
-      if (n == 0) return "the server ended before echoing";
-      got.append(reinterpret_cast<const char*>(b.data()), n);
-    }
-    if (got != line) return "wrong echo: " + got;
-    t.close();
-    return "";
-  } catch (const std::exception& e) {
-    return e.what();
-  }
 }
 
 /// Raises this process's descriptor limit to `n`, or says why it cannot.
