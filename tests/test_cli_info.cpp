@@ -269,18 +269,21 @@ TEST(CliInfo, ControlBytesAndBadUtf8InANameNeverReachTheTerminalRaw) {
   // A server may put anything in its certificate's names: ESC sequences (that would rewrite
   // the user's terminal) and bytes that are not UTF-8 (that a JSON encoder must not choke on).
   temp_dir dir;
-  // subjectAltName = dNSName "ok" ESC "[2J" BEL ".example" FF ".x", DER-encoded by hand: the
+  // subjectAltName = dNSName "ok" ESC "[2J" BEL ".example" FF ".x" 9B "y", DER-encoded by hand: the
   // config syntax cannot write these bytes.
   auto made = sh("cd " + dir.path.string() +
                  " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
                  "-keyout k.pem -out c.pem -subj /CN=evil -days 2 -addext "
-                 "subjectAltName=DER:301482126f6b1b5b324a072e6578616d706c65ff2e78");
+                 "subjectAltName=DER:301682146f6b1b5b324a072e6578616d706c65ff2e789b79");
   ASSERT_EQ(made.status, 0) << made.output;
   s_server srv({"-cert", dir / "c.pem", "-key", dir / "k.pem"});
   auto words = run(cmd({"info", "localhost", srv.port, "--ca-file", dir / "c.pem"}));
   EXPECT_TRUE(says(words, "DNS:ok\\x1b[2J\\x07.example")) << words.output;
   EXPECT_EQ(words.output.find('\x1b'), std::string::npos) << "a raw ESC was printed";
   EXPECT_EQ(words.output.find('\x07'), std::string::npos) << "a raw BEL was printed";
+  // 9B (CSI to a Latin-1 terminal) arrives as U+009B, C2 9B in UTF-8: escaped too.
+  EXPECT_TRUE(says(words, "\\xc2\\x9by")) << words.output;
+  EXPECT_EQ(words.output.find("\xc2\x9b"), std::string::npos) << "a raw C1 CSI was printed";
   auto j = stdout_of({"info", "localhost", srv.port, "--ca-file", dir / "c.pem", "--json"});
   EXPECT_EQ(j.output.find('\x1b'), std::string::npos) << j.output;
   auto parsed_j = parsed(j);

@@ -8,6 +8,7 @@
 #include <optional>
 #include <sslstream/sslstream.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace cli {
@@ -52,6 +53,9 @@ CLI::Validator whole_number(long long min, long long max);
 
 /// The non-empty pieces of `s` between `sep`s.
 std::vector<std::string> split(const std::string& s, char sep);
+/// `s` with control bytes shown as \xNN — C0, DEL, C1 as UTF-8 (C2 80..9F) and bare 80..9F
+/// bytes (C1 to a Latin-1 terminal) — for text a peer chose (names, reasons): safe to print.
+std::string printable(std::string_view s);
 
 /// An error in the tool's words (flags, not library option names) and its exit status.
 struct failure {

@@ -323,4 +323,32 @@ void add_allow_truncation(CLI::App& app, tls_flags& f) {
 
 // relay_stdio: relay.cpp, on the relay that --forward, --exec and --accept use too.
 
+std::string printable(std::string_view s) {
+  static const char hex[] = "0123456789abcdef";
+  std::string out;
+  for (std::size_t i = 0; i < s.size(); ++i) {
+    auto u = static_cast<unsigned char>(s[i]);
+    auto next = i + 1 < s.size() ? static_cast<unsigned char>(s[i + 1]) : 0;
+    auto prev = i > 0 ? static_cast<unsigned char>(s[i - 1]) : 0;
+    bool c1_utf8 = u == 0xc2 && next >= 0x80 && next < 0xa0;
+    // A continuation byte after an ASCII byte (or first) is no UTF-8: a Latin-1 terminal would
+    // take 80..9F as C1 controls (9B is CSI).
+    bool c1_bare = u >= 0x80 && u < 0xa0 && prev < 0x80;
+    if (u < 0x20 || u == 0x7f || c1_utf8 || c1_bare) {
+      out += "\\x";
+      out += hex[u >> 4];
+      out += hex[u & 15];
+      if (c1_utf8) {  // the pair is one character: show its second byte escaped too
+        ++i;
+        out += "\\x";
+        out += hex[next >> 4];
+        out += hex[next & 15];
+      }
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
 }  // namespace cli

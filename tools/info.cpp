@@ -13,25 +13,6 @@ using json = nlohmann::ordered_json;  // fields in the documented order
 
 namespace {
 
-/// `s` with control bytes (C0, DEL, and UTF-8's C1 controls) shown as \xNN: safe to print.
-std::string printable(const std::string& s) {
-  static const char hex[] = "0123456789abcdef";
-  std::string out;
-  for (std::size_t i = 0; i < s.size(); ++i) {
-    auto u = static_cast<unsigned char>(s[i]);
-    bool c1 = u == 0xc2 && i + 1 < s.size() && static_cast<unsigned char>(s[i + 1]) < 0xa0 &&
-              static_cast<unsigned char>(s[i + 1]) >= 0x80;
-    if (u < 0x20 || u == 0x7f || c1) {
-      out += "\\x";
-      out += hex[u >> 4];
-      out += hex[u & 15];
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 struct info_flags {
   connect_flags conn;
   bool json = false;

@@ -339,7 +339,8 @@ class handshake_reporter {
       window_ = now;
       in_window_ = 0;
     }
-    if (in_window_ >= per_second) return;
+    // Also bounded while the main loop is held up (stderr a pipe nobody reads).
+    if (in_window_ >= per_second || lines_.size() >= 100) return;
     ++in_window_;
     ++(f.timed_out ? shown_timeouts_ : shown_failures_);
     std::string line = f.peer + ": ";
@@ -348,7 +349,7 @@ class handshake_reporter {
     } else {
       // The library's reasons mostly say "TLS handshake failed: ..." already.
       if (f.reason.rfind("TLS handshake failed", 0) != 0) line += "TLS handshake failed: ";
-      line += printable_reason(f.reason);
+      line += printable(f.reason);  // it may quote what the peer sent
     }
     lines_.push_back(line + ": connection dropped");
   }
@@ -397,13 +398,6 @@ class handshake_reporter {
   }
 
  private:
-  /// A reason comes from the library, but quotes what a peer sent (a name, a version): no
-  /// control bytes reach the terminal.
-  static std::string printable_reason(const std::string& r) {
-    std::string out;
-    for (char c : r) out += (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) ? '?' : c;
-    return out;
-  }
   keep_open_state& st_;
   std::mutex m_;
   std::vector<std::string> lines_;
