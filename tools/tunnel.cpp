@@ -131,8 +131,12 @@ int serve_tunnel(const accept_flags& a, const std::string& host, std::uint16_t p
                 << std::endl;
     // Said even with -q: a TCP port cannot tell users apart, so the certificate is lent.
     if (!tls.cert.empty())
-      std::cerr << "sslstream connect: note: every local user who can reach "
-                << address(local.host, listener.local_port())
+      std::cerr << "sslstream connect: note: every "
+                << (local.host.rfind("127.", 0) == 0 || local.host == "::1" ||
+                            local.host == "localhost"
+                        ? "local user"
+                        : "host")
+                << " who can reach " << address(local.host, listener.local_port())
                 << " connects as the holder of --cert " << tls.cert
                 << " (use --accept only on a machine whose users you trust with it)" << std::endl;
     for (;;) {
