@@ -82,6 +82,25 @@ std::string read_secret_file(const std::string& path, const char* what, const ch
                path + "'`)",
            hint);
   }
+  // Owned by another user (not root), the file could have been put there by them, 0600 and
+  // all: the server would use secrets of their choosing.
+  // (Strings built by appending: GCC 12's -O3 warns, falsely, on a literal + a temporary.)
+  if (st.st_uid != ::geteuid() && st.st_uid != 0) {
+    auto me = std::to_string(::geteuid());
+    std::string why = "it belongs to user ";
+    why += std::to_string(st.st_uid);
+    why += ", neither this process's user (" + me + ") nor root, who alone may provide its ";
+    why += "secrets (make it yours: `chown " + me + " '" + path + "'`)";
+    unsafe(path, what, option, why, hint);
+  }
+  // Secret files are small (ticket keys: 80 bytes each): a huge one is a mistake, not a read.
+  constexpr off_t largest = 1 << 20;
+  if (st.st_size > largest) {
+    std::string why = "it is ";
+    why += std::to_string(st.st_size);
+    why += " bytes long, more than a file of secrets can be (1 MiB)";
+    unsafe(path, what, option, why, hint);
+  }
   std::string bytes;
   bytes.reserve(static_cast<std::size_t>(st.st_size));  // no copies of secrets left by growth
   char buf[4096];

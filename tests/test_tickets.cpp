@@ -296,6 +296,27 @@ TEST(TicketKeys, KeyFilesOthersCouldReadOrReplaceAreRefused) {
   EXPECT_NE(m.find("it is not a regular file"), std::string::npos) << m;
 }
 
+TEST(TicketKeys, AKeyFileOfAnotherUserIsRefusedAndAHugeOneToo) {
+  // Whoever can write the directory could put their own 0600 file there: its owner must be
+  // this process's user or root.
+  temp_dir dir("tickets-owner");
+  std::string key = dir / "ticket.key";
+  write(key, random_keys(1));  // 0600
+  auto says = [&](const std::string& text) {
+    auto e = expect_throw<config_error>([&] { make_ssl_server_context(server_with_keys(key)); });
+    EXPECT_NE(std::string(e.what()).find(text), std::string::npos) << e.what();
+  };
+  if (::geteuid() == 0) {  // only root can give a file away
+    ASSERT_EQ(::chown(key.c_str(), 65534, 65534), 0);
+    says("it belongs to user 65534, neither this process's user (0) nor root");
+    ASSERT_EQ(::chown(key.c_str(), 0, 0), 0);
+  }
+  EXPECT_NO_THROW(make_ssl_server_context(server_with_keys(key)));
+  ASSERT_EQ(::truncate(key.c_str(), (1 << 20) + 80), 0);  // sparse: no disk used
+  says("bytes long, more than a file of secrets can be (1 MiB)");
+  if (::geteuid() != 0) GTEST_SKIP() << "the owner check needs root to make a file of another";
+}
+
 // ---- OCSP stapling ---------------------------------------------------------------------
 
 namespace {
