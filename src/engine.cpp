@@ -263,8 +263,17 @@ void event_loop::accept_some() {
     try {
       sock = e_.listener.accept_connection(std::chrono::milliseconds(0));
     } catch (const socket_error&) {
-      // Out of descriptors, say: the connection stays queued; stop listening for a moment,
-      // since a level-triggered listener would otherwise wake us at once, again and again.
+      // Out of descriptors, say. Stalled handshakes holding them all would keep clients out as
+      // a full server would: the oldest that has lasted a second gives its descriptor to the
+      // next client in the queue (as many as this batch takes; only old handshakes go).
+      if (!handshakes_.empty() && !e_.stopping && !e_.draining &&
+          clock::now() - handshakes_.front()->accepted_at >= evict_after) {
+        ++e_.evicted;
+        end(*handshakes_.front());
+        continue;
+      }
+      // The connection stays queued; stop listening for a moment, since a level-triggered
+      // listener would otherwise wake us at once, again and again.
       ++e_.rejected;
       accept_paused_until_ = clock::now() + std::chrono::milliseconds(100);
       return;
